@@ -1,0 +1,28 @@
+//! `takeout._core`: the thin PyO3 layer over `takeout-core`. Each file converts the types of
+//! one core module; `errors.rs` maps every core error onto `takeout.errors` in one place.
+
+mod bytecode;
+mod env;
+mod errors;
+mod pickle;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+mod _core {
+    #[pymodule_export]
+    use crate::pickle::{scan_pickle, PyPickleScan};
+
+    #[pymodule_export]
+    use crate::bytecode::{decode_bytecode, scan_code, PyFinding, PyOpcodeTable};
+
+    #[pymodule_export]
+    use crate::env::{parse_requirement, PyDistribution, PyEnvIndex, PyLock};
+
+    use pyo3::prelude::*;
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add("__version__", env!("CARGO_PKG_VERSION"))
+    }
+}

@@ -1,0 +1,110 @@
+"""Type stubs for `takeout._core`, the Rust extension (checked with `mypy.stubtest`)."""
+
+from collections.abc import Sequence
+from types import CodeType
+from typing import Literal, Optional, Union
+
+__version__: str
+
+# ── pickle scanner ──────────────────────────────────────────────────────────────────────────
+
+class PickleScan:
+    """Every module an unpickler imports when it loads one stream."""
+
+    protocol: int
+    """Protocol from the PROTO opcode (0 when absent)."""
+    globals: list[tuple[str, str, Literal["GLOBAL", "STACK_GLOBAL", "INST"], int]]
+    """`(module, name, opcode, offset)` for every global, in stream order."""
+    subimports: list[tuple[str, bool, int]]
+    """`(module, dynamic, offset)` for cloudpickle's `subimport`/`dynamic_subimport` calls."""
+    extension_codes: list[int]
+    out_of_band_buffers: int
+
+def scan_pickle(data: Union[bytes, bytearray, memoryview]) -> PickleScan:
+    """Scan a pickle stream of any protocol (0-5) up to its STOP opcode.
+
+    Runs without the GIL. Raises `takeout.errors.PickleScanError` on malformed input.
+    """
+
+# ── bytecode scanner ────────────────────────────────────────────────────────────────────────
+
+class OpcodeTable:
+    """The running interpreter's opcode facts (built by `takeout._bytecode.opcode_table()`)."""
+
+    def __init__(
+        self,
+        version: tuple[int, int],
+        names: Sequence[str],
+        has_arg: Sequence[bool],
+        cache_entries: Sequence[int],
+    ) -> None: ...
+    @property
+    def version(self) -> tuple[int, int]: ...
+
+class Finding:
+    """One thing a code object needs. `kind` says which fields are set:
+
+    - `"import"`: `module`, `level`, `fromlist` (an `import`/`from ... import` statement);
+    - `"chain"`: `global_name`, `attrs` (a global followed by attribute loads);
+    - `"dynamic"`: `module`, `callee` (`importlib.import_module("m")`, `__import__("m")`).
+    """
+
+    qualname: str
+    kind: Literal["import", "chain", "dynamic"]
+    module: Optional[str]
+    level: int
+    fromlist: list[str]
+    global_name: Optional[str]
+    attrs: list[str]
+    callee: Optional[str]
+
+def decode_bytecode(code: bytes, table: OpcodeTable) -> list[tuple[int, int, Optional[int]]]:
+    """`(offset, opcode, arg)` per instruction, as `dis.get_instructions` reports them."""
+
+def scan_code(code: CodeType, table: OpcodeTable) -> list[Finding]:
+    """Scan a code object and every code object nested in its constants."""
+
+# ── environment index and lock ──────────────────────────────────────────────────────────────
+
+class Distribution:
+    name: str
+    normalized: str
+    version: str
+    kind: Literal["index", "editable"]
+    location: str
+    metadata_dir: str
+    requires_dist: list[str]
+    provides_extra: list[str]
+    top_level: list[str]
+    editable_root: Optional[str]
+    direct_url: Optional[str]
+    installer: Optional[str]
+
+class Lock:
+    packages: list[tuple[int, list[str], list[str]]]
+    """`(dist_id, extras, required_by)` sorted by normalised name; roots included."""
+    missing: list[tuple[str, str, Optional[str]]]
+    """`(requirement, required_by, installed_version_or_None)` for unsatisfied requirements."""
+
+class EnvIndex:
+    """Every distribution on a search path (`sys.path` order; first of a name wins)."""
+
+    def __init__(self, search_path: Sequence[str]) -> None: ...
+    def __len__(self) -> int: ...
+    @property
+    def distributions(self) -> list[Distribution]: ...
+    def distribution(self, dist_id: int) -> Distribution: ...
+    def find_by_file(self, path: str) -> Optional[int]: ...
+    def find_by_files(self, paths: Sequence[str]) -> list[Optional[int]]: ...
+    def find_by_module(self, module: str) -> Optional[int]: ...
+    def find_by_name(self, name: str) -> Optional[int]: ...
+    def lock(
+        self, roots: Sequence[tuple[int, Sequence[str]]], markers: dict[str, str]
+    ) -> Lock:
+        """Close `roots` over Requires-Dist with `markers` (PEP 508 marker names)."""
+
+def parse_requirement(spec: str) -> tuple[str, list[str], str, Optional[str]]:
+    """`(name, extras, version_specifier, marker)` of a PEP 508 string.
+
+    Raises `takeout.errors.RequirementError` with a one-sentence message when malformed.
+    """

@@ -1,0 +1,40 @@
+"""The whole takeout exception hierarchy, in one place.
+
+Every error a user can cause derives from `TakeoutError` and carries one sentence that says
+what is wrong and what to do; builtin bases are added where the meaning matches, so
+`except ValueError` keeps working for callers who do not know takeout.
+"""
+
+from __future__ import annotations
+
+
+class TakeoutError(Exception):
+    """Base of every error takeout raises on purpose."""
+
+
+class AnalysisError(TakeoutError):
+    """The function cannot be analysed or shipped as it is."""
+
+
+class UnpicklableError(AnalysisError, TypeError):
+    """Something the function captures cannot be pickled; the message names the path to it."""
+
+
+class RequirementError(TakeoutError, ValueError):
+    """A `require=`/`--require` value is not a valid PEP 508 requirement."""
+
+
+class PickleScanError(TakeoutError, ValueError):
+    """A pickle stream is malformed."""
+
+
+class BytecodeError(TakeoutError, ValueError):
+    """A code object could not be decoded with the running interpreter's opcode table."""
+
+
+class EnvironmentIndexError(TakeoutError, OSError):
+    """The installed distributions could not be read."""
+
+
+class LockError(TakeoutError):
+    """The requirement closure could not be computed."""
