@@ -1,1 +1,43 @@
-"""takeout: take one function out of a notebook and ship it as a service."""
+"""takeout: take one function out of a notebook and ship it as a service.
+
+    >>> import takeout
+    >>> report = takeout.deps(predict)
+    >>> report.requirements
+    ['numpy==2.1.3', 'scikit-learn==1.5.2']
+
+Names are imported lazily so that `import takeout` stays cheap for the bundle loader and CLI.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import TakeoutError
+
+if TYPE_CHECKING:
+    from .analysis import deps
+    from .report import Report
+
+__all__ = ["Report", "TakeoutError", "deps"]
+
+_LAZY = {
+    "deps": ("analysis", "deps"),
+    "Report": ("report", "Report"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'takeout' has no attribute {name!r}") from None
+    from importlib import import_module
+
+    value = getattr(import_module(f".{module}", __name__), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+

@@ -1,8 +1,12 @@
 //! Reading one installed distribution's metadata directory (`*.dist-info` / `*.egg-info`):
 //! METADATA/PKG-INFO headers, RECORD (or installed-files.txt/SOURCES.txt), top_level.txt,
-//! direct_url.json, INSTALLER. (TODO: implemented by the environment-index work item.)
+//! direct_url.json, INSTALLER.
+//!
+//! Everything here is lexical: RECORD paths are joined onto the site directory and normalised
+//! as strings, never `canonicalize`d, because an environment holds tens of thousands of files
+//! and one syscall per file would dominate the whole index build.
 
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 
 use thiserror::Error;
 
@@ -32,6 +36,9 @@ pub struct Distribution {
     pub provides_extra: Vec<String>,
     /// Top-level import names: top_level.txt if present, else derived from RECORD.
     pub top_level: Vec<String>,
+    /// Dotted names of the modules and regular packages RECORD (or installed-files.txt)
+    /// installs under `location`, e.g. `sklearn.cluster._kmeans`, `yaml`.
+    pub modules: Vec<String>,
     /// Files the distribution installed, absolute and lexically normalised.
     pub files: Vec<PathBuf>,
     /// For editable installs: the project directory (from direct_url.json).
@@ -53,4 +60,734 @@ pub enum MetadataError {
     MissingField { path: PathBuf, field: &'static str },
     #[error("`{path}` is malformed: {reason}")]
     Malformed { path: PathBuf, reason: String },
+}
+
+/// PEP 503 normalisation: runs of `-`, `_`, `.` become one `-`, lowercased.
+pub fn normalize_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut in_run = false;
+    for c in name.trim().chars() {
+        if matches!(c, '-' | '_' | '.') {
+            if !in_run {
+                out.push('-');
+                in_run = true;
+            }
+        } else {
+            out.push(c.to_ascii_lowercase());
+            in_run = false;
+        }
+    }
+    out
+}
+
+/// Resolve `.` and `..` components without touching the filesystem. `..` at the root stays
+/// at the root; `..` leading a relative path is kept.
+pub fn normalize_path(path: &Path) -> PathBuf {
+    let mut out = PathBuf::with_capacity(path.as_os_str().len());
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => match out.components().next_back() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
+                }
+                Some(Component::RootDir | Component::Prefix(_)) => {}
+                Some(Component::ParentDir | Component::CurDir) | None => out.push(".."),
+            },
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// `base` joined with a `/`-separated relative `rel` (or `rel` itself when absolute),
+/// lexically normalised. `base` must already be normalised.
+fn resolve(base: &Path, rel: &str) -> PathBuf {
+    let plain = !rel.starts_with('/')
+        && !rel.contains('\\')
+        && rel.split('/').all(|part| !matches!(part, "" | "." | ".."));
+    if plain {
+        // The common case (`numpy/core/__init__.py`) needs no component walk.
+        base.join(rel)
+    } else {
+        normalize_path(&base.join(rel))
+    }
+}
+
+/// Read the metadata directory `metadata_dir` (or legacy single-file `*.egg-info`) found in
+/// the search-path entry `location`. Both paths must be absolute and normalised.
+pub fn read_distribution(
+    location: &Path,
+    metadata_dir: &Path,
+) -> Result<Distribution, MetadataError> {
+    let file_name = metadata_dir
+        .file_name()
+        .map(|name| name.to_string_lossy())
+        .unwrap_or_default();
+    if file_name.ends_with(".dist-info") {
+        read_dist_info(location, metadata_dir)
+    } else if file_name.ends_with(".egg-info") {
+        read_egg_info(location, metadata_dir)
+    } else {
+        Err(MetadataError::Malformed {
+            path: metadata_dir.to_path_buf(),
+            reason: "not a `.dist-info` or `.egg-info` directory".into(),
+        })
+    }
+}
+
+fn read_required(path: PathBuf) -> Result<(Vec<u8>, PathBuf), MetadataError> {
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok((bytes, path)),
+        Err(source) => Err(MetadataError::Io { path, source }),
+    }
+}
+
+/// `Ok(None)` when the file does not exist: most metadata files are optional.
+fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, MetadataError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(MetadataError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn read_dist_info(location: &Path, dir: &Path) -> Result<Distribution, MetadataError> {
+    let (metadata, metadata_path) = read_required(dir.join("METADATA"))?;
+    let mut dist = from_headers(location, dir, &metadata, &metadata_path)?;
+
+    if let Some(record) = read_optional(&dir.join("RECORD"))? {
+        let mut derived = DerivedNames::default();
+        parse_record(&record, &dir.join("RECORD"), |rel| {
+            derived.add(rel);
+            dist.files.push(resolve(location, rel));
+        })?;
+        derived.finish(&mut dist);
+    }
+    if let Some(top_level) = read_optional(&dir.join("top_level.txt"))? {
+        dist.top_level = lines(&top_level).map(str::to_owned).collect();
+    }
+    if let Some(installer) = read_optional(&dir.join("INSTALLER"))? {
+        dist.installer = lines(&installer).next().map(str::to_owned);
+    }
+    if let Some(direct_url) = read_optional(&dir.join("direct_url.json"))? {
+        apply_direct_url(&mut dist, &direct_url, &dir.join("direct_url.json"))?;
+    }
+    Ok(dist)
+}
+
+fn read_egg_info(location: &Path, dir: &Path) -> Result<Distribution, MetadataError> {
+    // Pre-setuptools distutils installs wrote PKG-INFO itself as a `*.egg-info` file.
+    // Only on this (rare) error path do we pay for a stat.
+    let (pkg_info, pkg_info_path) = match read_required(dir.join("PKG-INFO")) {
+        Err(MetadataError::Io { .. }) if dir.is_file() => read_required(dir.to_path_buf())?,
+        other => other?,
+    };
+    let mut dist = from_headers(location, dir, &pkg_info, &pkg_info_path)?;
+    if pkg_info_path == dir {
+        return Ok(dist);
+    }
+
+    // Same precedence as importlib.metadata: installed-files.txt (relative to the egg-info
+    // directory) lists what was installed; SOURCES.txt (relative to the location) only what
+    // was in the sdist, so it gives files but no module names (it lists `setup.py`, `src/...`).
+    if let Some(installed) = read_optional(&dir.join("installed-files.txt"))? {
+        let mut derived = DerivedNames::default();
+        for rel in lines(&installed) {
+            let file = resolve(dir, rel);
+            if let Ok(under_location) = file.strip_prefix(location) {
+                derived.add(&under_location.to_string_lossy());
+            }
+            dist.files.push(file);
+        }
+        derived.finish(&mut dist);
+    } else if let Some(sources) = read_optional(&dir.join("SOURCES.txt"))? {
+        dist.files
+            .extend(lines(&sources).map(|rel| resolve(location, rel)));
+    }
+    if let Some(top_level) = read_optional(&dir.join("top_level.txt"))? {
+        dist.top_level = lines(&top_level).map(str::to_owned).collect();
+    }
+    // Requires-Dist in PKG-INFO, when a recent setuptools wrote it, wins over requires.txt
+    // (importlib.metadata's order).
+    if dist.requires_dist.is_empty() {
+        if let Some(requires) = read_optional(&dir.join("requires.txt"))? {
+            let (requires_dist, extras) = convert_requires_txt(&String::from_utf8_lossy(&requires));
+            dist.requires_dist = requires_dist;
+            for extra in extras {
+                if !dist.provides_extra.contains(&extra) {
+                    dist.provides_extra.push(extra);
+                }
+            }
+        }
+    }
+    Ok(dist)
+}
+
+fn from_headers(
+    location: &Path,
+    dir: &Path,
+    bytes: &[u8],
+    path: &Path,
+) -> Result<Distribution, MetadataError> {
+    let headers = parse_headers(bytes);
+    let first = |field: &str| {
+        headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(field))
+            .map(|(_, value)| value.clone())
+            .filter(|value| !value.is_empty())
+    };
+    let all = |field: &str| -> Vec<String> {
+        headers
+            .iter()
+            .filter(|(key, value)| key.eq_ignore_ascii_case(field) && !value.is_empty())
+            .map(|(_, value)| value.clone())
+            .collect()
+    };
+    let name = first("Name").ok_or_else(|| MetadataError::MissingField {
+        path: path.to_path_buf(),
+        field: "Name",
+    })?;
+    let version = first("Version").ok_or_else(|| MetadataError::MissingField {
+        path: path.to_path_buf(),
+        field: "Version",
+    })?;
+    Ok(Distribution {
+        normalized: normalize_name(&name),
+        name,
+        version,
+        kind: DistKind::Index,
+        location: location.to_path_buf(),
+        metadata_dir: dir.to_path_buf(),
+        requires_dist: all("Requires-Dist"),
+        provides_extra: all("Provides-Extra"),
+        top_level: Vec::new(),
+        modules: Vec::new(),
+        files: Vec::new(),
+        editable_root: None,
+        direct_url: None,
+        installer: None,
+    })
+}
+
+/// The RFC 822 header block of METADATA/PKG-INFO, unfolded, in order.
+///
+/// Hand-written rather than a mail crate: we need a handful of headers and never the body
+/// (often a long README), so we stop at the first empty line and skip MIME handling entirely.
+fn parse_headers(bytes: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for line in text.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        if line.starts_with([' ', '\t']) {
+            // Unfolding keeps the whitespace and drops only the line break (RFC 822 3.1.1).
+            if let Some((_, value)) = headers.last_mut() {
+                value.push_str(line);
+            }
+            continue;
+        }
+        let Some((key, value)) = line.split_once(':') else {
+            // Python's email parser starts the body at a line that is not a header.
+            break;
+        };
+        headers.push((key.trim().to_owned(), value.to_owned()));
+    }
+    for (_, value) in &mut headers {
+        let trimmed = value.trim();
+        if trimmed.len() != value.len() {
+            *value = trimmed.to_owned();
+        }
+    }
+    headers
+}
+
+/// Call `each` with the path column of every RECORD row.
+fn parse_record(
+    bytes: &[u8],
+    path: &Path,
+    mut each: impl FnMut(&str),
+) -> Result<(), MetadataError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes);
+    let mut row = csv::ByteRecord::new();
+    loop {
+        match reader.read_byte_record(&mut row) {
+            Ok(false) => return Ok(()),
+            Ok(true) => {
+                let Some(field) = row.get(0).filter(|field| !field.is_empty()) else {
+                    continue;
+                };
+                each(&String::from_utf8_lossy(field));
+            }
+            Err(err) => {
+                return Err(MetadataError::Malformed {
+                    path: path.to_path_buf(),
+                    reason: err.to_string(),
+                })
+            }
+        }
+    }
+}
+
+/// Non-empty, trimmed lines of a small text file.
+fn lines(bytes: &[u8]) -> impl Iterator<Item = &str> {
+    std::str::from_utf8(bytes)
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+}
+
+fn apply_direct_url(
+    dist: &mut Distribution,
+    bytes: &[u8],
+    path: &Path,
+) -> Result<(), MetadataError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|err| MetadataError::Malformed {
+            path: path.to_path_buf(),
+            reason: err.to_string(),
+        })?;
+    let url = value.get("url").and_then(|url| url.as_str());
+    dist.direct_url = url.map(str::to_owned);
+    let editable = value
+        .pointer("/dir_info/editable")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
+    if editable {
+        dist.kind = DistKind::Editable;
+        dist.editable_root = url.and_then(file_url_to_path);
+    }
+    Ok(())
+}
+
+/// `file:///home/me/my%20proj` -> `/home/me/my proj`; `None` for other schemes.
+fn file_url_to_path(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("file://")?;
+    let rest = rest.strip_prefix("localhost").unwrap_or(rest);
+    if !rest.starts_with('/') {
+        return None;
+    }
+    let bytes = rest.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                decoded.push((hi * 16 + lo) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        decoded.push(bytes[i]);
+        i += 1;
+    }
+    let path = String::from_utf8_lossy(&decoded).into_owned();
+    Some(normalize_path(Path::new(&path)))
+}
+
+/// Turn setuptools' requires.txt (`[extra:marker]` sections) into Requires-Dist strings and
+/// the extras its sections name.
+fn convert_requires_txt(text: &str) -> (Vec<String>, Vec<String>) {
+    let mut requires = Vec::new();
+    let mut extras = Vec::new();
+    let mut section_marker: Option<String> = None;
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(section) = line.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+            let (extra, marker) = section.split_once(':').unwrap_or((section, ""));
+            let (extra, marker) = (extra.trim(), marker.trim());
+            let mut clauses = Vec::new();
+            if !marker.is_empty() {
+                clauses.push(format!("({marker})"));
+            }
+            if !extra.is_empty() {
+                clauses.push(format!("extra == \"{extra}\""));
+                if !extras.iter().any(|known| known == extra) {
+                    extras.push(extra.to_owned());
+                }
+            }
+            section_marker = (!clauses.is_empty()).then(|| clauses.join(" and "));
+            continue;
+        }
+        let (requirement, own_marker) = match line.split_once(';') {
+            Some((requirement, marker)) => (requirement.trim(), Some(marker.trim())),
+            None => (line, None),
+        };
+        let marker = match (own_marker, &section_marker) {
+            (Some(own), Some(section)) => Some(format!("({own}) and {section}")),
+            (Some(own), None) => Some(own.to_owned()),
+            (None, Some(section)) => Some(section.clone()),
+            (None, None) => None,
+        };
+        requires.push(match marker {
+            Some(marker) => format!("{requirement} ; {marker}"),
+            None => requirement.to_owned(),
+        });
+    }
+    (requires, extras)
+}
+
+/// Module names and top-level names derived from installed paths relative to the location.
+#[derive(Default)]
+struct DerivedNames {
+    modules: Vec<String>,
+    top_level: Vec<String>,
+}
+
+impl DerivedNames {
+    fn add(&mut self, rel: &str) {
+        let Some(module) = module_name(rel) else {
+            return;
+        };
+        let top = module.split('.').next().unwrap_or(&module);
+        // RECORD lists a package's files together, so the last one is almost always the
+        // duplicate; `finish` removes the rest.
+        if self.top_level.last().map(String::as_str) != Some(top) {
+            self.top_level.push(top.to_owned());
+        }
+        self.modules.push(module);
+    }
+
+    fn finish(mut self, dist: &mut Distribution) {
+        self.top_level.sort_unstable();
+        self.top_level.dedup();
+        self.modules.sort_unstable();
+        self.modules.dedup();
+        dist.top_level = self.top_level;
+        dist.modules = self.modules;
+    }
+}
+
+/// The dotted module a path relative to the site directory installs, if it is one:
+/// `a/b/c.py` -> `a.b.c`, `a/b/__init__.py` -> `a.b`,
+/// `a/_x.cpython-311-x86_64-linux-gnu.so` -> `a._x`. Paths outside the site directory
+/// (`../../bin/...`), metadata, `*.data` and `__pycache__` are not modules; neither is
+/// anything under a directory that is not an identifier (`numpy.libs/`).
+pub fn module_name(rel: &str) -> Option<String> {
+    let mut parts: Vec<&str> = rel
+        .split(['/', '\\'])
+        .filter(|part| !part.is_empty() && *part != ".")
+        .collect();
+    let file = parts.pop()?;
+    let stem = if let Some(stem) = file.strip_suffix(".py") {
+        stem
+    } else if file.ends_with(".so") || file.ends_with(".pyd") {
+        // Extension modules carry their ABI tag between the name and the suffix.
+        file.split('.').next().unwrap_or(file)
+    } else {
+        return None;
+    };
+    if !parts.iter().all(|part| is_identifier(part)) || !is_identifier(stem) {
+        return None;
+    }
+    if stem == "__init__" {
+        if parts.is_empty() {
+            return None;
+        }
+        return Some(parts.join("."));
+    }
+    parts.push(stem);
+    Some(parts.join("."))
+}
+
+/// Python identifiers, approximately: non-ASCII letters are accepted without checking their
+/// Unicode category, which only matters for names no RECORD contains.
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(c) if c == '_' || c.is_alphabetic() => {}
+        _ => return false,
+    }
+    chars.all(|c| c == '_' || c.is_alphanumeric())
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    //! Synthetic site directories for the tests of this crate.
+
+    use std::fs;
+    use std::path::Path;
+
+    /// Write `<site>/<name>-<version>.dist-info` with METADATA built from `headers`, a RECORD
+    /// listing `files` (which are created too, unless they start with `..`), and `extra`
+    /// metadata files.
+    pub(crate) fn dist_info(
+        site: &Path,
+        name: &str,
+        version: &str,
+        headers: &[&str],
+        files: &[&str],
+        extra: &[(&str, &str)],
+    ) {
+        let dir = site.join(format!("{}-{version}.dist-info", name.replace('-', "_")));
+        fs::create_dir_all(&dir).unwrap();
+        let mut metadata = format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n");
+        for header in headers {
+            metadata.push_str(header);
+            metadata.push('\n');
+        }
+        metadata.push_str("\nThe body: Requires-Dist: not-a-header\n");
+        fs::write(dir.join("METADATA"), metadata).unwrap();
+        let mut record = String::new();
+        for file in files {
+            record.push_str(&format!("{file},sha256=abc,1\n"));
+            if !file.starts_with("..") && !file.starts_with('"') {
+                let path = site.join(file);
+                fs::create_dir_all(path.parent().unwrap()).unwrap();
+                fs::write(path, "").unwrap();
+            }
+        }
+        let dist_info_name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        record.push_str(&format!("{dist_info_name}/METADATA,,\n{dist_info_name}/RECORD,,\n"));
+        fs::write(dir.join("RECORD"), record).unwrap();
+        for (file, content) in extra {
+            fs::write(dir.join(file), content).unwrap();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::dist_info;
+    use super::*;
+
+    #[test]
+    fn normalises_names_per_pep_503() {
+        assert_eq!(normalize_name("PyYAML"), "pyyaml");
+        assert_eq!(normalize_name("scikit_learn"), "scikit-learn");
+        assert_eq!(normalize_name("Foo.__-Bar"), "foo-bar");
+        assert_eq!(normalize_name("zope.interface"), "zope-interface");
+    }
+
+    #[test]
+    fn normalises_paths_lexically() {
+        assert_eq!(
+            normalize_path(Path::new("/venv/lib/site/../../../bin/./tool")),
+            PathBuf::from("/venv/bin/tool")
+        );
+        assert_eq!(normalize_path(Path::new("/../x")), PathBuf::from("/x"));
+        assert_eq!(normalize_path(Path::new("../a/../../b")), PathBuf::from("../../b"));
+        assert_eq!(resolve(Path::new("/s"), "a//b.py"), PathBuf::from("/s/a/b.py"));
+    }
+
+    #[test]
+    fn derives_module_names() {
+        assert_eq!(module_name("a/b/c.py").as_deref(), Some("a.b.c"));
+        assert_eq!(module_name("a/b/__init__.py").as_deref(), Some("a.b"));
+        assert_eq!(
+            module_name("a/_x.cpython-311-x86_64-linux-gnu.so").as_deref(),
+            Some("a._x")
+        );
+        assert_eq!(module_name("_cffi.abi3.so").as_deref(), Some("_cffi"));
+        assert_eq!(module_name("pkg/_m.cp311-win_amd64.pyd").as_deref(), Some("pkg._m"));
+        assert_eq!(module_name("six.py").as_deref(), Some("six"));
+        for not_a_module in [
+            "__init__.py",
+            "../../bin/tool.py",
+            "a/__pycache__/b.cpython-311.pyc",
+            "a/__pycache__/b.py",
+            "numpy.libs/libopenblas.so",
+            "foo-1.0.dist-info/METADATA",
+            "foo-1.0.data/scripts/x.py",
+            "a/data.json",
+            "a/libfoo.so.1",
+            "a/my-script.py",
+        ] {
+            assert_eq!(module_name(not_a_module), None, "{not_a_module}");
+        }
+    }
+
+    #[test]
+    fn parses_folded_headers_and_stops_at_the_body() {
+        let headers = parse_headers(
+            b"Name: demo\r\nVersion: 1.0\r\nRequires-Dist: a>=1;\r\n python_version < \"3.10\"\r\nLicense: x\r\n  y\r\nDescription: first\r\n        |\r\n        | more\r\nProvides-Extra: test\r\n\r\nRequires-Dist: body\r\n",
+        );
+        let get = |key: &str| -> Vec<&str> {
+            headers
+                .iter()
+                .filter(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+                .collect()
+        };
+        assert_eq!(get("Requires-Dist"), ["a>=1; python_version < \"3.10\""]);
+        assert_eq!(get("License"), ["x  y"]);
+        assert_eq!(get("Provides-Extra"), ["test"]);
+    }
+
+    #[test]
+    fn reads_a_dist_info_with_quoted_and_escaping_record_paths() {
+        let tmp = tempfile::tempdir().unwrap();
+        let site = normalize_path(&tmp.path().join("lib/site-packages"));
+        dist_info(
+            &site,
+            "Demo.Pkg",
+            "1.2",
+            &["Requires-Dist: numpy>=1", "Provides-Extra: fast"],
+            &[
+                "demo/__init__.py",
+                "\"demo/with,comma.py\"",
+                "demo/_speed.cpython-311-x86_64-linux-gnu.so",
+                "../../bin/demo",
+            ],
+            &[("INSTALLER", "uv\n")],
+        );
+        let dir = site.join("Demo.Pkg-1.2.dist-info");
+        let dist = read_distribution(&site, &dir).unwrap();
+        assert_eq!(dist.name, "Demo.Pkg");
+        assert_eq!(dist.normalized, "demo-pkg");
+        assert_eq!(dist.version, "1.2");
+        assert_eq!(dist.requires_dist, ["numpy>=1"]);
+        assert_eq!(dist.provides_extra, ["fast"]);
+        assert_eq!(dist.installer.as_deref(), Some("uv"));
+        assert_eq!(dist.kind, DistKind::Index);
+        assert!(dist.files.contains(&site.join("demo/with,comma.py")));
+        assert!(dist.files.contains(&tmp.path().join("bin/demo")));
+        assert!(dist.files.contains(&dir.join("METADATA")));
+        assert_eq!(dist.top_level, ["demo"]);
+        assert_eq!(dist.modules, ["demo", "demo._speed"]);
+    }
+
+    #[test]
+    fn top_level_txt_wins_over_derived_names() {
+        let tmp = tempfile::tempdir().unwrap();
+        let site = tmp.path();
+        dist_info(
+            site,
+            "pyyaml",
+            "6.0",
+            &[],
+            &["yaml/__init__.py", "_yaml/__init__.py"],
+            &[("top_level.txt", "_yaml\nyaml\n")],
+        );
+        let dist = read_distribution(site, &site.join("pyyaml-6.0.dist-info")).unwrap();
+        assert_eq!(dist.top_level, ["_yaml", "yaml"]);
+        assert_eq!(dist.modules, ["_yaml", "yaml"]);
+    }
+
+    #[test]
+    fn detects_editable_installs_from_direct_url() {
+        let tmp = tempfile::tempdir().unwrap();
+        let site = tmp.path();
+        dist_info(
+            site,
+            "mine",
+            "0.1",
+            &[],
+            &["__editable__.mine-0.1.pth"],
+            &[(
+                "direct_url.json",
+                r#"{"url": "file:///home/me/my%20proj/./x/..", "dir_info": {"editable": true}}"#,
+            )],
+        );
+        dist_info(
+            site,
+            "archived",
+            "1.0",
+            &[],
+            &[],
+            &[(
+                "direct_url.json",
+                r#"{"url": "https://example.org/a.whl", "archive_info": {}}"#,
+            )],
+        );
+        let mine = read_distribution(site, &site.join("mine-0.1.dist-info")).unwrap();
+        assert_eq!(mine.kind, DistKind::Editable);
+        assert_eq!(mine.editable_root, Some(PathBuf::from("/home/me/my proj")));
+        let archived = read_distribution(site, &site.join("archived-1.0.dist-info")).unwrap();
+        assert_eq!(archived.kind, DistKind::Index);
+        assert_eq!(archived.direct_url.as_deref(), Some("https://example.org/a.whl"));
+        assert_eq!(archived.editable_root, None);
+    }
+
+    #[test]
+    fn reads_egg_info_with_requires_txt_sections() {
+        let tmp = tempfile::tempdir().unwrap();
+        let site = normalize_path(tmp.path());
+        let dir = site.join("old_pkg-0.5-py3.11.egg-info");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("PKG-INFO"), "Metadata-Version: 1.1\nName: old_pkg\nVersion: 0.5\n").unwrap();
+        std::fs::write(
+            dir.join("requires.txt"),
+            "six\n\n[:sys_platform == \"win32\"]\ncolorama\n\n[fast]\ncython\n\n[Test:python_version < \"3.8\"]\nmock; os_name == \"nt\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("installed-files.txt"),
+            "../old_pkg/__init__.py\n../old_pkg/core.py\n../../../bin/old\nPKG-INFO\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("top_level.txt"), "old_pkg\n").unwrap();
+        let dist = read_distribution(&site, &dir).unwrap();
+        assert_eq!(dist.normalized, "old-pkg");
+        assert_eq!(
+            dist.requires_dist,
+            [
+                "six",
+                "colorama ; (sys_platform == \"win32\")",
+                "cython ; extra == \"fast\"",
+                "mock ; (os_name == \"nt\") and (python_version < \"3.8\") and extra == \"Test\"",
+            ]
+        );
+        assert_eq!(dist.provides_extra, ["fast", "Test"]);
+        assert!(dist.files.contains(&site.join("old_pkg/core.py")));
+        assert!(dist.files.contains(&dir.join("PKG-INFO")));
+        assert_eq!(dist.modules, ["old_pkg", "old_pkg.core"]);
+        assert_eq!(dist.top_level, ["old_pkg"]);
+    }
+
+    #[test]
+    fn reads_a_single_file_egg_info_and_sources_txt() {
+        let tmp = tempfile::tempdir().unwrap();
+        let site = normalize_path(tmp.path());
+        std::fs::write(site.join("legacy-1.0.egg-info"), "Name: legacy\nVersion: 1.0\n").unwrap();
+        let legacy = read_distribution(&site, &site.join("legacy-1.0.egg-info")).unwrap();
+        assert_eq!((legacy.name.as_str(), legacy.version.as_str()), ("legacy", "1.0"));
+        assert!(legacy.files.is_empty());
+
+        let dir = site.join("dev.egg-info");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("PKG-INFO"), "Name: dev\nVersion: 0.0\nRequires-Dist: a\n").unwrap();
+        std::fs::write(dir.join("SOURCES.txt"), "setup.py\nsrc/dev/__init__.py\n").unwrap();
+        std::fs::write(dir.join("requires.txt"), "ignored\n").unwrap();
+        let dev = read_distribution(&site, &dir).unwrap();
+        assert_eq!(dev.requires_dist, ["a"]);
+        assert_eq!(dev.files, [site.join("setup.py"), site.join("src/dev/__init__.py")]);
+        assert!(dev.modules.is_empty());
+    }
+
+    #[test]
+    fn reports_broken_metadata() {
+        let tmp = tempfile::tempdir().unwrap();
+        let site = tmp.path();
+        let no_name = site.join("x-1.dist-info");
+        std::fs::create_dir_all(&no_name).unwrap();
+        std::fs::write(no_name.join("METADATA"), "Version: 1\n").unwrap();
+        let err = read_distribution(site, &no_name).unwrap_err();
+        assert!(matches!(err, MetadataError::MissingField { field: "Name", .. }), "{err}");
+
+        let no_metadata = site.join("y-1.dist-info");
+        std::fs::create_dir_all(&no_metadata).unwrap();
+        let err = read_distribution(site, &no_metadata).unwrap_err().to_string();
+        assert!(err.contains("y-1.dist-info/METADATA`"), "{err}");
+
+        let bad_json = site.join("z-1.dist-info");
+        std::fs::create_dir_all(&bad_json).unwrap();
+        std::fs::write(bad_json.join("METADATA"), "Name: z\nVersion: 1\n").unwrap();
+        std::fs::write(bad_json.join("direct_url.json"), "{").unwrap();
+        let err = read_distribution(site, &bad_json).unwrap_err();
+        assert!(matches!(err, MetadataError::Malformed { .. }), "{err}");
+    }
 }
