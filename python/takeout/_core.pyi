@@ -31,13 +31,14 @@ def scan_pickle(data: Union[bytes, bytearray, memoryview]) -> PickleScan:
 class OpcodeTable:
     """The running interpreter's opcode facts (built by `takeout._bytecode.opcode_table()`)."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         version: tuple[int, int],
         names: Sequence[str],
         has_arg: Sequence[bool],
         cache_entries: Sequence[int],
-    ) -> None: ...
+    ) -> OpcodeTable:
+        """Raises `takeout.errors.BytecodeError` unless each sequence has 256 entries."""
     @property
     def version(self) -> tuple[int, int]: ...
 

@@ -10,6 +10,7 @@ the Rust scanner reads.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import pickle
 import types
@@ -37,11 +38,52 @@ def _drop_buffer(_buffer: pickle.PickleBuffer) -> bool:
     return False
 
 
-class _AnalysisPickler(cloudpickle.Pickler):
-    """A cloudpickle pickler that remembers the functions it pickled by value."""
+class TakeoutPickler(cloudpickle.Pickler):
+    """cloudpickle, plus what notebooks need and cloudpickle refuses.
+
+    `functools.lru_cache`/`functools.cache` wrappers defined in a notebook reduce to a global
+    reference (`__main__.fn`) that the loading process cannot resolve, so a wrapper whose
+    function travels by value is rebuilt from that function instead (the cache starts empty,
+    as it would in a fresh process).
+    """
+
+    def __init__(self, file: Any, **kwargs: Any) -> None:
+        super().__init__(file, protocol=PROTOCOL, **kwargs)
+
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is functools._lru_cache_wrapper:
+            wrapped = getattr(obj, "__wrapped__", None)
+            if isinstance(wrapped, types.FunctionType) and not _pickled_by_reference(obj):
+                params = obj.cache_parameters()
+                state = {k: v for k, v in obj.__dict__.items()}
+                return (
+                    functools._lru_cache_wrapper,
+                    (wrapped, params["maxsize"], params["typed"], functools._CacheInfo),
+                    state,
+                )
+        return super().reducer_override(obj)
+
+
+def _pickled_by_reference(obj: Any) -> bool:
+    """Would plain pickle find `obj` again by its module and qualname?"""
+    import sys
+
+    module = sys.modules.get(getattr(obj, "__module__", None) or "")
+    if module is None or getattr(module, "__name__", None) == "__main__":
+        return False
+    if cloudpickle.cloudpickle._is_registered_pickle_by_value(module):
+        return False
+    target: Any = module
+    for part in str(getattr(obj, "__qualname__", "")).split("."):
+        target = getattr(target, part, None)
+    return target is obj
+
+
+class _AnalysisPickler(TakeoutPickler):
+    """The takeout pickler, dropping out-of-band buffers and remembering by-value functions."""
 
     def __init__(self, file: io.BytesIO, by_value: dict[int, types.FunctionType]) -> None:
-        super().__init__(file, protocol=PROTOCOL, buffer_callback=_drop_buffer)
+        super().__init__(file, buffer_callback=_drop_buffer)
         self._by_value = by_value
 
     def reducer_override(self, obj: Any) -> Any:
@@ -51,9 +93,7 @@ class _AnalysisPickler(cloudpickle.Pickler):
         return super().reducer_override(obj)
 
 
-def dumps_for_analysis(
-    obj: Any, by_value: Optional[dict[int, types.FunctionType]] = None
-) -> bytes:
+def dumps_for_analysis(obj: Any, by_value: Optional[dict[int, types.FunctionType]] = None) -> bytes:
     """Pickle `obj` as the bundle would, without copying out-of-band buffers."""
     buf = io.BytesIO()
     _AnalysisPickler(buf, by_value if by_value is not None else {}).dump(obj)

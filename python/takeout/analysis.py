@@ -28,7 +28,9 @@ from .report import DistributionInfo, LockEntry, ModuleInfo, Report
 
 # cloudpickle's own reconstructors: loading needs cloudpickle, which takeout's runtime brings,
 # so they are not the *function's* requirement (but they are recorded as `runtime`).
-_RUNTIME_MODULES = frozenset({"cloudpickle", "cloudpickle.cloudpickle", "cloudpickle.cloudpickle_fast"})
+_RUNTIME_MODULES = frozenset(
+    {"cloudpickle", "cloudpickle.cloudpickle", "cloudpickle.cloudpickle_fast"}
+)
 _MAX_ROUNDS = 32
 
 
@@ -216,7 +218,9 @@ class _Analyzer:
                 ] = None
                 return
         fromlist = [x for x in finding.fromlist if x != "*"]
-        statement = f"from {module} import {', '.join(fromlist)}" if fromlist else f"import {module}"
+        statement = (
+            f"from {module} import {', '.join(fromlist)}" if fromlist else f"import {module}"
+        )
         self.needs.add(module, f"{owner}{statement}", call_time=True)
         base = self.env.resolve(module)
         for name in fromlist:
@@ -351,15 +355,24 @@ class _Analyzer:
         for dist_id, mods in dist_modules.items():
             d = env.distribution(dist_id)
             dists[d.normalized] = DistributionInfo(
-                d.name, d.version, "index", tuple(mods), tuple(dist_reasons[dist_id]),
+                d.name,
+                d.version,
+                "index",
+                tuple(mods),
+                tuple(dist_reasons[dist_id]),
                 f"{d.name}=={d.version}",
             )
             roots[dist_id] = set()
         for key, (mods, reasons) in local.items():
             if key.startswith("editable:"):
                 d = env.distribution(int(key.split(":", 1)[1]))
-                info = DistributionInfo(d.name, d.version, "editable", tuple(mods),
-                                        (*reasons, "editable install: its code travels by value"))
+                info = DistributionInfo(
+                    d.name,
+                    d.version,
+                    "editable",
+                    tuple(mods),
+                    (*reasons, "editable install: its code travels by value"),
+                )
                 dists[d.normalized] = info
             else:
                 dists[normalize(key)] = DistributionInfo(
@@ -386,8 +399,9 @@ class _Analyzer:
             warnings=list(self.warnings),
         )
 
-    def _apply_requirements(self, dists: dict[str, DistributionInfo],
-                            roots: dict[int, set[str]]) -> None:
+    def _apply_requirements(
+        self, dists: dict[str, DistributionInfo], roots: dict[int, set[str]]
+    ) -> None:
         for spec, (name, extras, specifier, _marker) in self.required:
             key = normalize(name)
             dist_id = self.env.index.find_by_name(name)
@@ -404,8 +418,12 @@ class _Analyzer:
             line = f"{d.name}{extra}{specifier}" if specifier else f"{d.name}{extra}=={d.version}"
             old = dists.get(key)
             dists[key] = DistributionInfo(
-                d.name, d.version, "index", old.modules if old else (),
-                (*(old.reasons if old else ()), reason), line,
+                d.name,
+                d.version,
+                "index",
+                old.modules if old else (),
+                (*(old.reasons if old else ()), reason),
+                line,
             )
             roots.setdefault(dist_id, set()).update(extras)
 

@@ -99,8 +99,10 @@ class Report:
         lines = [f"takeout deps · {self.function} · {self.python}"]
         rows = self._rows()
         if rows:
-            widths = [max(len(r[i]) for r in [*rows, ("distribution", "version", "kind", "")])
-                      for i in range(3)]
+            widths = [
+                max(len(r[i]) for r in [*rows, ("distribution", "version", "kind", "")])
+                for i in range(3)
+            ]
             head = ("distribution", "version", "kind", "why")
             for row in [head, *rows]:
                 cells = [row[i].ljust(widths[i]) for i in range(3)]
@@ -118,7 +120,9 @@ class Report:
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        return f"<takeout.Report {self.function}: {', '.join(self.requirements) or 'no requirements'}>"
+        return (
+            f"<takeout.Report {self.function}: {', '.join(self.requirements) or 'no requirements'}>"
+        )
 
     def _repr_html_(self) -> str:
         esc = html.escape
@@ -137,8 +141,8 @@ class Report:
         )
         lock = esc(", ".join(self.lock)) or "(empty)"
         return (
-            f"<div class='takeout-report'><p><b>takeout deps</b> · <code>{esc(self.function)}</code>"
-            f" · {esc(self.python)}</p>"
+            "<div class='takeout-report'><p><b>takeout deps</b> · "
+            f"<code>{esc(self.function)}</code> · {esc(self.python)}</p>"
             "<table><thead><tr><th>distribution</th><th>version</th><th>kind</th><th>why</th>"
             f"</tr></thead><tbody>{body}</tbody></table>"
             f"<p><b>lock</b> ({len(self.lock)}): {lock}</p>"

@@ -37,7 +37,7 @@ pub struct Distribution {
     /// Top-level import names: top_level.txt if present, else derived from RECORD.
     pub top_level: Vec<String>,
     /// Dotted names of the modules and regular packages RECORD (or installed-files.txt)
-    /// installs under `location`, e.g. `sklearn.cluster._kmeans`, `yaml`.
+    /// installs under `location`, e.g. `sklearn.cluster._kmeans`, `yaml`, in RECORD order.
     pub modules: Vec<String>,
     /// Files the distribution installed, absolute and lexically normalised.
     pub files: Vec<PathBuf>,
@@ -103,15 +103,32 @@ pub fn normalize_path(path: &Path) -> PathBuf {
 /// `base` joined with a `/`-separated relative `rel` (or `rel` itself when absolute),
 /// lexically normalised. `base` must already be normalised.
 fn resolve(base: &Path, rel: &str) -> PathBuf {
-    let plain = !rel.starts_with('/')
-        && !rel.contains('\\')
-        && rel.split('/').all(|part| !matches!(part, "" | "." | ".."));
-    if plain {
-        // The common case (`numpy/core/__init__.py`) needs no component walk.
-        base.join(rel)
+    if cfg!(unix) && is_plain(rel) {
+        // The common case (`numpy/core/__init__.py`) needs no component walk, and one exact
+        // allocation instead of `join`'s grow-as-you-go. The bytes come out exactly as
+        // `normalize_path` would write them, which the index's hashed file map relies on.
+        let base = base.as_os_str();
+        let mut joined = std::ffi::OsString::with_capacity(base.len() + 1 + rel.len());
+        joined.push(base);
+        if !base.as_encoded_bytes().ends_with(b"/") {
+            joined.push("/");
+        }
+        joined.push(rel);
+        PathBuf::from(joined)
     } else {
         normalize_path(&base.join(rel))
     }
+}
+
+/// A relative `/`-separated path whose components are all ordinary names.
+fn is_plain(rel: &str) -> bool {
+    let bytes = rel.as_bytes();
+    if bytes.is_empty() || bytes.contains(&b'\\') {
+        return false;
+    }
+    bytes
+        .split(|&byte| byte == b'/')
+        .all(|part| !matches!(part, b"" | b"." | b".."))
 }
 
 /// Read the metadata directory `metadata_dir` (or legacy single-file `*.egg-info`) found in
@@ -326,7 +343,11 @@ fn parse_record(
                 let Some(field) = row.get(0).filter(|field| !field.is_empty()) else {
                     continue;
                 };
-                each(&String::from_utf8_lossy(field));
+                // `from_utf8` is much faster than `from_utf8_lossy` on the all-ASCII norm.
+                match std::str::from_utf8(field) {
+                    Ok(field) => each(field),
+                    Err(_) => each(&String::from_utf8_lossy(field)),
+                }
             }
             Err(err) => {
                 return Err(MetadataError::Malformed {
@@ -464,8 +485,6 @@ impl DerivedNames {
     fn finish(mut self, dist: &mut Distribution) {
         self.top_level.sort_unstable();
         self.top_level.dedup();
-        self.modules.sort_unstable();
-        self.modules.dedup();
         dist.top_level = self.top_level;
         dist.modules = self.modules;
     }
@@ -477,11 +496,12 @@ impl DerivedNames {
 /// (`../../bin/...`), metadata, `*.data` and `__pycache__` are not modules; neither is
 /// anything under a directory that is not an identifier (`numpy.libs/`).
 pub fn module_name(rel: &str) -> Option<String> {
-    let mut parts: Vec<&str> = rel
-        .split(['/', '\\'])
-        .filter(|part| !part.is_empty() && *part != ".")
-        .collect();
-    let file = parts.pop()?;
+    // Most RECORD entries are not modules (.pyc, data, metadata): reject them before
+    // allocating anything.
+    let (dirs, file) = match rel.rfind(['/', '\\']) {
+        Some(slash) => (&rel[..slash], &rel[slash + 1..]),
+        None => ("", rel),
+    };
     let stem = if let Some(stem) = file.strip_suffix(".py") {
         stem
     } else if file.ends_with(".so") || file.ends_with(".pyd") {
@@ -490,28 +510,47 @@ pub fn module_name(rel: &str) -> Option<String> {
     } else {
         return None;
     };
-    if !parts.iter().all(|part| is_identifier(part)) || !is_identifier(stem) {
+    if !is_identifier(stem) {
         return None;
     }
-    if stem == "__init__" {
-        if parts.is_empty() {
+    let mut module = String::with_capacity(rel.len());
+    for part in dirs.split(['/', '\\']) {
+        if part.is_empty() || part == "." {
+            continue;
+        }
+        if part == "__pycache__" || !is_identifier(part) {
             return None;
         }
-        return Some(parts.join("."));
+        if !module.is_empty() {
+            module.push('.');
+        }
+        module.push_str(part);
     }
-    parts.push(stem);
-    Some(parts.join("."))
+    if stem != "__init__" {
+        if !module.is_empty() {
+            module.push('.');
+        }
+        module.push_str(stem);
+    }
+    (!module.is_empty()).then_some(module)
 }
 
 /// Python identifiers, approximately: non-ASCII letters are accepted without checking their
 /// Unicode category, which only matters for names no RECORD contains.
 fn is_identifier(name: &str) -> bool {
-    let mut chars = name.chars();
-    match chars.next() {
-        Some(c) if c == '_' || c.is_alphabetic() => {}
-        _ => return false,
+    let bytes = name.as_bytes();
+    match bytes.first() {
+        Some(b'0'..=b'9') | None => false,
+        // Decoding chars is the slow part; nearly every name is ASCII.
+        Some(_) if name.is_ascii() => bytes
+            .iter()
+            .all(|&byte| byte == b'_' || byte.is_ascii_alphanumeric()),
+        Some(_) => {
+            let mut chars = name.chars();
+            chars.next().is_some_and(|c| c == '_' || c.is_alphabetic())
+                && chars.all(|c| c == '_' || c.is_alphanumeric())
+        }
     }
-    chars.all(|c| c == '_' || c.is_alphanumeric())
 }
 
 #[cfg(test)]
@@ -551,7 +590,9 @@ pub(crate) mod test_support {
             }
         }
         let dist_info_name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        record.push_str(&format!("{dist_info_name}/METADATA,,\n{dist_info_name}/RECORD,,\n"));
+        record.push_str(&format!(
+            "{dist_info_name}/METADATA,,\n{dist_info_name}/RECORD,,\n"
+        ));
         fs::write(dir.join("RECORD"), record).unwrap();
         for (file, content) in extra {
             fs::write(dir.join(file), content).unwrap();
@@ -575,12 +616,18 @@ mod tests {
     #[test]
     fn normalises_paths_lexically() {
         assert_eq!(
-            normalize_path(Path::new("/venv/lib/site/../../../bin/./tool")),
+            normalize_path(Path::new("/venv/lib/py/site/../../../bin/./tool")),
             PathBuf::from("/venv/bin/tool")
         );
         assert_eq!(normalize_path(Path::new("/../x")), PathBuf::from("/x"));
-        assert_eq!(normalize_path(Path::new("../a/../../b")), PathBuf::from("../../b"));
-        assert_eq!(resolve(Path::new("/s"), "a//b.py"), PathBuf::from("/s/a/b.py"));
+        assert_eq!(
+            normalize_path(Path::new("../a/../../b")),
+            PathBuf::from("../../b")
+        );
+        assert_eq!(
+            resolve(Path::new("/s"), "a//b.py"),
+            PathBuf::from("/s/a/b.py")
+        );
     }
 
     #[test]
@@ -592,7 +639,10 @@ mod tests {
             Some("a._x")
         );
         assert_eq!(module_name("_cffi.abi3.so").as_deref(), Some("_cffi"));
-        assert_eq!(module_name("pkg/_m.cp311-win_amd64.pyd").as_deref(), Some("pkg._m"));
+        assert_eq!(
+            module_name("pkg/_m.cp311-win_amd64.pyd").as_deref(),
+            Some("pkg._m")
+        );
         assert_eq!(module_name("six.py").as_deref(), Some("six"));
         for not_a_module in [
             "__init__.py",
@@ -674,7 +724,7 @@ mod tests {
         );
         let dist = read_distribution(site, &site.join("pyyaml-6.0.dist-info")).unwrap();
         assert_eq!(dist.top_level, ["_yaml", "yaml"]);
-        assert_eq!(dist.modules, ["_yaml", "yaml"]);
+        assert_eq!(dist.modules, ["yaml", "_yaml"]);
     }
 
     #[test]
@@ -708,7 +758,10 @@ mod tests {
         assert_eq!(mine.editable_root, Some(PathBuf::from("/home/me/my proj")));
         let archived = read_distribution(site, &site.join("archived-1.0.dist-info")).unwrap();
         assert_eq!(archived.kind, DistKind::Index);
-        assert_eq!(archived.direct_url.as_deref(), Some("https://example.org/a.whl"));
+        assert_eq!(
+            archived.direct_url.as_deref(),
+            Some("https://example.org/a.whl")
+        );
         assert_eq!(archived.editable_root, None);
     }
 
@@ -718,7 +771,11 @@ mod tests {
         let site = normalize_path(tmp.path());
         let dir = site.join("old_pkg-0.5-py3.11.egg-info");
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("PKG-INFO"), "Metadata-Version: 1.1\nName: old_pkg\nVersion: 0.5\n").unwrap();
+        std::fs::write(
+            dir.join("PKG-INFO"),
+            "Metadata-Version: 1.1\nName: old_pkg\nVersion: 0.5\n",
+        )
+        .unwrap();
         std::fs::write(
             dir.join("requires.txt"),
             "six\n\n[:sys_platform == \"win32\"]\ncolorama\n\n[fast]\ncython\n\n[Test:python_version < \"3.8\"]\nmock; os_name == \"nt\"\n",
@@ -752,19 +809,33 @@ mod tests {
     fn reads_a_single_file_egg_info_and_sources_txt() {
         let tmp = tempfile::tempdir().unwrap();
         let site = normalize_path(tmp.path());
-        std::fs::write(site.join("legacy-1.0.egg-info"), "Name: legacy\nVersion: 1.0\n").unwrap();
+        std::fs::write(
+            site.join("legacy-1.0.egg-info"),
+            "Name: legacy\nVersion: 1.0\n",
+        )
+        .unwrap();
         let legacy = read_distribution(&site, &site.join("legacy-1.0.egg-info")).unwrap();
-        assert_eq!((legacy.name.as_str(), legacy.version.as_str()), ("legacy", "1.0"));
+        assert_eq!(
+            (legacy.name.as_str(), legacy.version.as_str()),
+            ("legacy", "1.0")
+        );
         assert!(legacy.files.is_empty());
 
         let dir = site.join("dev.egg-info");
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("PKG-INFO"), "Name: dev\nVersion: 0.0\nRequires-Dist: a\n").unwrap();
+        std::fs::write(
+            dir.join("PKG-INFO"),
+            "Name: dev\nVersion: 0.0\nRequires-Dist: a\n",
+        )
+        .unwrap();
         std::fs::write(dir.join("SOURCES.txt"), "setup.py\nsrc/dev/__init__.py\n").unwrap();
         std::fs::write(dir.join("requires.txt"), "ignored\n").unwrap();
         let dev = read_distribution(&site, &dir).unwrap();
         assert_eq!(dev.requires_dist, ["a"]);
-        assert_eq!(dev.files, [site.join("setup.py"), site.join("src/dev/__init__.py")]);
+        assert_eq!(
+            dev.files,
+            [site.join("setup.py"), site.join("src/dev/__init__.py")]
+        );
         assert!(dev.modules.is_empty());
     }
 
@@ -776,11 +847,16 @@ mod tests {
         std::fs::create_dir_all(&no_name).unwrap();
         std::fs::write(no_name.join("METADATA"), "Version: 1\n").unwrap();
         let err = read_distribution(site, &no_name).unwrap_err();
-        assert!(matches!(err, MetadataError::MissingField { field: "Name", .. }), "{err}");
+        assert!(
+            matches!(err, MetadataError::MissingField { field: "Name", .. }),
+            "{err}"
+        );
 
         let no_metadata = site.join("y-1.dist-info");
         std::fs::create_dir_all(&no_metadata).unwrap();
-        let err = read_distribution(site, &no_metadata).unwrap_err().to_string();
+        let err = read_distribution(site, &no_metadata)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("y-1.dist-info/METADATA`"), "{err}");
 
         let bad_json = site.join("z-1.dist-info");

@@ -127,7 +127,10 @@ mod tests {
     fn python_string_escape_matches_cpython() {
         assert_eq!(python_string_escape(b"os.path").unwrap(), "os.path");
         assert_eq!(python_string_escape(b"it\\'s").unwrap(), "it's");
-        assert_eq!(python_string_escape(b"\\x41\\101\\n\\q").unwrap(), "AA\n\\q");
+        assert_eq!(
+            python_string_escape(b"\\x41\\101\\n\\q").unwrap(),
+            "AA\n\\q"
+        );
         assert_eq!(python_string_escape(b"\\777").unwrap(), "\u{ff}");
         assert_eq!(python_string_escape(b"\\xe9").unwrap(), "é");
         assert!(python_string_escape(b"\\x4").is_err());

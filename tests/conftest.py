@@ -1,0 +1,45 @@
+"""Shared helpers: run source the way a notebook cell runs it."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+def run_cells(*cells: str) -> dict[str, Any]:
+    """Execute cells in a fresh namespace named `__main__`, as IPython does: functions and
+    classes defined there have `__module__ == "__main__"` and travel by value."""
+    ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
+    for i, cell in enumerate(cells):
+        code = compile(textwrap.dedent(cell), f"<cell {i}>", "exec")
+        exec(code, ns)
+    return ns
+
+
+def notebook_cells(path: Path) -> list[str]:
+    nb = json.loads(path.read_text())
+    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+@pytest.fixture(scope="session")
+def seed() -> dict[str, Any]:
+    """The seed notebook's namespace, executed in-process."""
+    return run_cells(*notebook_cells(EXAMPLES / "kmeans.ipynb"))
+
+
+@pytest.fixture
+def local_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A notebook folder on sys.path, whose modules are forgotten after the test."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = set(sys.modules)
+    yield tmp_path
+    for name in set(sys.modules) - before:
+        del sys.modules[name]

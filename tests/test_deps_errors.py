@@ -1,0 +1,110 @@
+"""Unpicklable captures give one sentence naming the path; hostile objects never crash."""
+
+from __future__ import annotations
+
+import pytest
+
+import takeout
+from takeout.errors import TakeoutError, UnpicklableError
+
+from .conftest import run_cells
+
+
+@pytest.mark.parametrize(
+    ("setup", "expected"),
+    [
+        (
+            "import threading\nclass Model:\n    pass\nmodel = Model()\n"
+            "model.conn = threading.Lock()",
+            r"^predict → model\.conn: cannot pickle '_thread\.lock'",
+        ),
+        (
+            "fh = open(__file__ if '__file__' in dir() else 'README.md')\nmodel = {'log': fh}",
+            r"^predict → model\['log'\]: cannot pickle '_io\.TextIOWrapper'",
+        ),
+        (
+            "import socket\nmodel = [socket.socket()]",
+            r"^predict → model\[0\]: cannot pickle 'socket'",
+        ),
+        ("model = (i for i in range(3))", r"^predict → model: cannot pickle 'generator'"),
+    ],
+    ids=["lock", "file", "socket", "generator"],
+)
+def test_unpicklable_capture_names_the_path(setup: str, expected: str) -> None:
+    ns = run_cells(setup, "def predict(x):\n    return model, x")
+    with pytest.raises(UnpicklableError, match=expected) as info:
+        takeout.deps(ns["predict"])
+    assert "\n" not in str(info.value)
+    for value in ns.values():
+        close = getattr(value, "close", None)
+        if callable(close) and type(value).__module__ in ("socket", "_io"):
+            close()
+
+
+HOSTILE = {
+    "getattr-raises": """
+        class Weird:
+            def __getattr__(self, name):
+                raise RuntimeError("no attributes here: " + name)
+        thing = Weird()
+    """,
+    "lying-module": """
+        class Liar:
+            pass
+        Liar.__module__ = "numpy"
+        thing = Liar()
+    """,
+    "missing-module": """
+        class NoModule:
+            pass
+        NoModule.__module__ = "does_not_exist_anywhere"
+        thing = NoModule()
+    """,
+    "reduce-raises": """
+        class Refuses:
+            def __reduce__(self):
+                raise ValueError("I refuse to be pickled")
+        thing = Refuses()
+    """,
+    "cycle": """
+        thing = {"self": None}
+        thing["self"] = thing
+        other = [thing]
+        thing["other"] = other
+    """,
+    "deep-nesting": """
+        thing = []
+        for _ in range(100_000):
+            thing = [thing]
+    """,
+}
+
+
+@pytest.mark.parametrize("setup", HOSTILE.values(), ids=HOSTILE.keys())
+def test_hostile_objects_never_crash(setup: str) -> None:
+    ns = run_cells(setup, "def predict(x):\n    return thing, x")
+    try:
+        report = takeout.deps(ns["predict"])
+    except TakeoutError as exc:
+        message = str(exc)
+        assert message.startswith("predict → thing"), message
+        assert "\n" not in message
+    else:
+        assert isinstance(report.requirements, list)
+
+
+def test_reduce_that_raises_is_reported_with_its_message() -> None:
+    ns = run_cells(
+        "class Refuses:\n    def __reduce__(self):\n        raise ValueError('nope')",
+        "thing = Refuses()",
+        "def predict(x):\n    return thing",
+    )
+    with pytest.raises(
+        UnpicklableError, match=r"predict → thing: pickling it raised ValueError: nope"
+    ):
+        takeout.deps(ns["predict"])
+
+
+def test_not_callable_is_a_clear_error() -> None:
+    with pytest.raises(TakeoutError, match="is not callable"):
+        takeout.deps(42)  # type: ignore[arg-type]
