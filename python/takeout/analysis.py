@@ -11,6 +11,7 @@ count and the bundle needs none of its files.
 
 from __future__ import annotations
 
+import _compat_pickle
 import importlib
 import importlib.util
 import platform
@@ -168,6 +169,8 @@ class _Analyzer:
         (reasons come later, per part); otherwise `label` names the part it came from."""
         scan = _core.scan_pickle(data)
         for module, name, _opcode, _offset in scan.globals:
+            if scan.protocol < 3:  # the unpickler maps Python 2 names (`__builtin__`) back
+                module = _compat_pickle.IMPORT_MAPPING.get(module, module)
             if _is_runtime_ref(module, name):
                 self.runtime_refs = True
                 continue

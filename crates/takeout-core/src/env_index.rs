@@ -33,7 +33,7 @@ pub struct EnvIndex {
     /// ~10x cheaper to build; the stored path is compared on lookup.
     by_file: FxHashMap<u64, (DistId, usize)>,
     /// Files whose hash collided with a different file's (in practice, none).
-    file_collisions: Vec<(PathBuf, DistId)>,
+    file_collisions: Vec<(String, DistId)>,
     by_module: FxHashMap<String, DistId>,
     by_top_level: FxHashMap<String, DistId>,
     editable_roots: Vec<(PathBuf, DistId)>,
@@ -116,7 +116,9 @@ impl EnvIndex {
         self.by_name.insert(dist.normalized.clone(), id);
         // Files, modules and top-level names shared by several distributions (old-style
         // `google/__init__.py`) go to the first, like distributions themselves.
-        for (file_id, file) in dist.files.iter().enumerate() {
+        self.by_file.reserve(dist.files.len());
+        for file_id in 0..dist.files.len() {
+            let file = dist.files.get_str(file_id).unwrap_or_default();
             match self.by_file.entry(path_hash(file)) {
                 Entry::Vacant(slot) => {
                     slot.insert((id, file_id));
@@ -124,11 +126,11 @@ impl EnvIndex {
                 Entry::Occupied(slot) => {
                     let (owner, owner_file) = *slot.get();
                     let known = match self.dists.get(owner) {
-                        Some(owner) => &owner.files[owner_file],
-                        None => &dist.files[owner_file],
+                        Some(owner) => owner.files.get_str(owner_file),
+                        None => dist.files.get_str(owner_file),
                     };
-                    if known != file {
-                        self.file_collisions.push((file.clone(), id));
+                    if known != Some(file) {
+                        self.file_collisions.push((file.to_owned(), id));
                     }
                 }
             }
@@ -162,16 +164,13 @@ impl EnvIndex {
         } else {
             normalize_path(&std::env::current_dir().ok()?.join(file))
         };
-        if let Some(&(id, file_id)) = self.by_file.get(&path_hash(&file)) {
-            if self.dists[id].files[file_id] == file {
+        let key = file.to_string_lossy();
+        if let Some(&(id, file_id)) = self.by_file.get(&path_hash(&key)) {
+            if self.dists[id].files.get_str(file_id) == Some(&key) {
                 return Some(id);
             }
         }
-        if let Some(&(_, id)) = self
-            .file_collisions
-            .iter()
-            .find(|(known, _)| *known == file)
-        {
+        if let Some(&(_, id)) = self.file_collisions.iter().find(|(known, _)| *known == key) {
             return Some(id);
         }
         // A project often keeps its virtualenv inside itself (`proj/.venv`): a file in a site
@@ -212,10 +211,10 @@ impl EnvIndex {
     }
 }
 
-/// Paths are hashed as bytes: every path in the index went through the same lexical
+/// Paths are hashed as strings: every path in the index went through the same lexical
 /// normalisation, so equal paths have equal bytes.
-fn path_hash(path: &Path) -> u64 {
-    FxBuildHasher.hash_one(path.as_os_str().as_encoded_bytes())
+fn path_hash(path: &str) -> u64 {
+    FxBuildHasher.hash_one(path)
 }
 
 /// The search path made absolute and normalised (`""` is the working directory, as in

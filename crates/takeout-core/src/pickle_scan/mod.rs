@@ -10,16 +10,16 @@
 //! stack, values above the innermost mark are the only ones an opcode may pop), so a
 //! stream the scanner accepts is one whose shape the unpickler accepts too.
 
+mod memo;
 mod opcodes;
 mod text;
 
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
-
 use thiserror::Error;
 
+use self::memo::Memo;
 use self::opcodes::Op;
 
 /// How the stream names a global.
@@ -180,7 +180,7 @@ struct Scanner<'a> {
     stack: Vec<Shape>,
     /// Stack lengths at each open MARK, innermost last (CPython's metastack).
     marks: Vec<usize>,
-    memo: HashMap<u64, Shape>,
+    memo: Memo<Shape>,
     out: PickleScan,
 }
 
@@ -193,7 +193,7 @@ impl<'a> Scanner<'a> {
             op: Op::STOP,
             stack: Vec::new(),
             marks: Vec::new(),
-            memo: HashMap::new(),
+            memo: Memo::new(),
             out: PickleScan::default(),
         }
     }
@@ -550,14 +550,10 @@ impl<'a> Scanner<'a> {
     // ── memo ─────────────────────────────────────────────────────────────────────────────
 
     fn memo_get(&mut self, key: u64) -> Result<(), PickleError> {
-        let shape = self
-            .memo
-            .get(&key)
-            .copied()
-            .ok_or(PickleError::MissingMemo {
-                key,
-                offset: self.offset,
-            })?;
+        let shape = self.memo.get(key).ok_or(PickleError::MissingMemo {
+            key,
+            offset: self.offset,
+        })?;
         self.push(shape);
         Ok(())
     }
