@@ -9,7 +9,7 @@
 2. The environment index: `takeout._core.EnvIndex(sys.path)` against
    `importlib.metadata.packages_distributions()`.
 3. A closure over a 1 GiB array against the same closure over a small one.
-4. The targets from /work/shared/ANCHORS.md, PASS or FAIL.
+4. The targets from the project's anchor figures (ANCHORS.md), PASS or FAIL.
 
 Tables go to stdout, progress to stderr. Times are medians of `time.perf_counter` repetitions.
 The same file runs inside the MLflow venv as `deps.py --mlflow-child ...`, which is why the
@@ -57,6 +57,9 @@ MLFLOW_EXTRA = ("scikit-learn", "numpy", "pandas", "pyyaml", "python-dateutil")
 # never counted as "extra" for any tool.
 RUNTIME = frozenset({"mlflow", "mlflow-skinny", "mlflow-tracing", "cloudpickle", "takeout"})
 
+# Marks the MLflow child's result lines on stdout, which mlflow and its libraries share.
+CHILD_PREFIX = "takeout-bench-row "
+
 TARGET_WARM_MS = 20.0
 TARGET_VS_MLFLOW = 50.0
 TARGET_INDEX_SPEEDUP = 10.0
@@ -75,6 +78,24 @@ def median_time(fn: Callable[[], Any], repeat: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def cpu_idle_share(seconds: float = 1.0) -> float | None:
+    """Share of all CPUs left idle over `seconds` (Linux), the best quick sign of a quiet box;
+    the load average lags by minutes and would count our own previous build."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as stat:
+            fields = [int(x) for x in stat.readline().split()[1:]]
+        return fields[3] + fields[4], sum(fields)  # idle + iowait, total
+
+    try:
+        idle0, total0 = sample()
+        time.sleep(seconds)
+        idle1, total1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return (idle1 - idle0) / max(total1 - total0, 1)
 
 
 def adaptive_repeat(first_seconds: float, repeat: int, budget: float = 1.0) -> int:
@@ -288,7 +309,9 @@ def run_mlflow(budget: float) -> dict[str, Any]:
             watchdog = threading.Timer(budget + 300, proc.kill)
             watchdog.start()
             for line in proc.stdout:
-                row = json.loads(line)
+                if not line.startswith(CHILD_PREFIX):
+                    continue  # anything a library printed
+                row = json.loads(line[len(CHILD_PREFIX) :])
                 case = next(c for c in corpus.CASES if c.name == row["name"])
                 if row.get("skipped"):
                     continue
@@ -342,7 +365,7 @@ def mlflow_child(budget: float, names: list[str]) -> None:
     cases = {c.name: c for c in corpus.CASES}
     for name in names:
         if spent > budget and not cases[name].seed:
-            print(json.dumps({"name": name, "skipped": True}), flush=True)
+            print(CHILD_PREFIX + json.dumps({"name": name, "skipped": True}), flush=True)
             continue
         row: dict[str, Any] = {"name": name}
         stage = "building the function"
@@ -361,7 +384,7 @@ def mlflow_child(budget: float, names: list[str]) -> None:
             row["seconds"] = None
             row["error"] = f"{type(exc).__name__} in {stage}: {str(exc)[:300]}"
         spent += row["seconds"] or 0.0
-        print(json.dumps(row), flush=True)
+        print(CHILD_PREFIX + json.dumps(row), flush=True)
 
 
 # ── environment index ─────────────────────────────────────────────────────────────────────────
@@ -531,10 +554,10 @@ def print_report(results: dict[str, Any]) -> None:
         f"takeout deps benchmark — {results['python']}, {results['cpus']} CPUs, "
         f"{len(corpus.CASES)} functions ({n_seed} from the seed; ground truth: bench/_functions.py)"
     )
-    if results.get("load_average"):
-        load = ", ".join(f"{x:.2f}" for x in results["load_average"])
+    idle = results.get("cpu_idle_before")
+    if idle is not None:
         print(
-            f"load average at start: {load} (anything above ~0.3 means other work shared the CPUs)"
+            f"CPU idle in the second before the run: {idle:.0%} (below ~90%, other work competed)"
         )
     print()
     print(
@@ -732,8 +755,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "cpus": os.cpu_count(),
-        # Other work on a 2-core machine moves every figure; the load says how quiet it was.
-        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        # Other work on a 2-core machine moves every figure; say how quiet it was.
+        "cpu_idle_before": cpu_idle_share(),
         "corpus": [
             {"name": c.name, "needs": sorted(c.needs), "optional": sorted(c.optional), "why": c.why}
             for c in corpus.CASES

@@ -51,6 +51,10 @@ class TakeoutPickler(cloudpickle.Pickler):
         super().__init__(file, protocol=PROTOCOL, **kwargs)
 
     def reducer_override(self, obj: Any) -> Any:
+        if obj is functools._CacheInfo:
+            # A namedtuple whose __qualname__ ("CacheInfo") is not its attribute name, so
+            # cloudpickle would copy the class by value; fetch it by attribute instead.
+            return (getattr, (functools, "_CacheInfo"))
         if type(obj) is functools._lru_cache_wrapper:
             wrapped = getattr(obj, "__wrapped__", None)
             if isinstance(wrapped, types.FunctionType) and not _pickled_by_reference(obj):
