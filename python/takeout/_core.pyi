@@ -90,22 +90,27 @@ class Lock:
 class EnvIndex:
     """Every distribution on a search path (`sys.path` order; first of a name wins)."""
 
-    def __init__(self, search_path: Sequence[str]) -> None: ...
+    def __new__(cls, search_path: Sequence[str]) -> EnvIndex:
+        """Index `search_path` (usually `sys.path`); unreadable metadata goes to `skipped`."""
     def __len__(self) -> int: ...
     @property
     def distributions(self) -> list[Distribution]: ...
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        """`(path, reason)` for each metadata directory that could not be read."""
     def distribution(self, dist_id: int) -> Distribution: ...
     def find_by_file(self, path: str) -> Optional[int]: ...
     def find_by_files(self, paths: Sequence[str]) -> list[Optional[int]]: ...
     def find_by_module(self, module: str) -> Optional[int]: ...
     def find_by_name(self, name: str) -> Optional[int]: ...
-    def lock(
-        self, roots: Sequence[tuple[int, Sequence[str]]], markers: dict[str, str]
-    ) -> Lock:
-        """Close `roots` over Requires-Dist with `markers` (PEP 508 marker names)."""
+    def lock(self, roots: Sequence[tuple[int, Sequence[str]]], markers: dict[str, str]) -> Lock:
+        """Close `roots` over Requires-Dist with `markers` (all eleven PEP 508 marker names,
+        as `packaging.markers.default_environment()` returns them)."""
 
 def parse_requirement(spec: str) -> tuple[str, list[str], str, Optional[str]]:
     """`(name, extras, version_specifier, marker)` of a PEP 508 string.
 
-    Raises `takeout.errors.RequirementError` with a one-sentence message when malformed.
+    Names and extras come back normalised; `version_specifier` is `""` when absent and
+    `"@ <url>"` for a direct reference. Raises `takeout.errors.RequirementError` with a
+    one-sentence message when malformed.
     """

@@ -7,17 +7,17 @@
 //! top_level.txt. Import names that differ from distribution names (sklearn, PIL, yaml) come
 //! out right because they come from the metadata, never from a hand-written table.
 
-use std::ffi::OsString;
-use std::path::{Path, PathBuf};
-
 use std::collections::hash_map::Entry;
+use std::ffi::OsString;
 use std::hash::BuildHasher;
+use std::path::{Path, PathBuf};
 
 use rustc_hash::{FxBuildHasher, FxHashMap};
 use thiserror::Error;
 
-use crate::metadata::MetadataError;
-use crate::metadata::{normalize_name, normalize_path, read_distribution, Distribution};
+use crate::metadata::{
+    normalize_name, normalize_path, read_distribution, Distribution, MetadataError,
+};
 
 /// Index into [`EnvIndex::distributions`].
 pub type DistId = usize;
@@ -25,21 +25,65 @@ pub type DistId = usize;
 #[derive(Debug, Default)]
 pub struct EnvIndex {
     dists: Vec<Distribution>,
-    // Fx rather than SipHash: the keys are our own metadata, not attacker-chosen, and
-    // hashing ~20k paths with SipHash was a third of the build time.
     by_name: FxHashMap<String, DistId>,
-    /// Hash of a file's path -> (its distribution, its index in that distribution's
-    /// `files`). Keying by hash instead of a second copy of every path makes this map
-    /// ~10x cheaper to build; the stored path is compared on lookup.
-    by_file: FxHashMap<u64, (DistId, usize)>,
-    /// Files whose hash collided with a different file's (in practice, none).
-    file_collisions: Vec<(String, DistId)>,
-    by_module: FxHashMap<String, DistId>,
+    /// Keys are `Distribution::files` entries.
+    by_file: StrIndex,
+    /// Keys are `Distribution::modules` entries.
+    by_module: StrIndex,
     by_top_level: FxHashMap<String, DistId>,
     editable_roots: Vec<(PathBuf, DistId)>,
     /// Search-path entries that hold at least one indexed distribution.
     site_dirs: Vec<PathBuf>,
     skipped: Vec<(PathBuf, String)>,
+}
+
+/// A string -> distribution map whose keys live in the distributions themselves: the table
+/// holds a key's hash and where the key is stored, and the stored key is compared on
+/// lookup. An environment has tens of thousands of files and modules, and copying each
+/// into a map of its own cost more than reading all the metadata. Fx rather than SipHash:
+/// the keys are the environment's own metadata, not attacker-chosen.
+#[derive(Debug, Default)]
+struct StrIndex {
+    /// Hash of a key -> (distribution, position of the key in that distribution's list).
+    slots: FxHashMap<u64, (DistId, usize)>,
+    /// Keys whose hash collided with a different key's (in practice, none).
+    collisions: Vec<(String, DistId)>,
+}
+
+impl StrIndex {
+    /// First insertion of a key wins, as for distributions themselves.
+    fn insert<'a>(
+        &mut self,
+        key: &str,
+        at: (DistId, usize),
+        stored: impl Fn((DistId, usize)) -> Option<&'a str>,
+    ) {
+        match self.slots.entry(FxBuildHasher.hash_one(key)) {
+            Entry::Vacant(slot) => {
+                slot.insert(at);
+            }
+            Entry::Occupied(slot) => {
+                if stored(*slot.get()) != Some(key) {
+                    self.collisions.push((key.to_owned(), at.0));
+                }
+            }
+        }
+    }
+
+    fn get<'a>(
+        &self,
+        key: &str,
+        stored: impl Fn((DistId, usize)) -> Option<&'a str>,
+    ) -> Option<DistId> {
+        match self.slots.get(&FxBuildHasher.hash_one(key)) {
+            Some(&at) if stored(at) == Some(key) => Some(at.0),
+            _ => self
+                .collisions
+                .iter()
+                .find(|(known, _)| known == key)
+                .map(|&(_, id)| id),
+        }
+    }
 }
 
 #[derive(Debug, Error)]
@@ -75,12 +119,17 @@ impl EnvIndex {
                     continue;
                 }
             };
+            // An `.egg` directory on the path keeps its metadata in `EGG-INFO`, as
+            // importlib.metadata knows.
+            let is_egg = entry.extension().is_some_and(|ext| ext == "egg");
             let mut names: Vec<OsString> = read_dir
                 .filter_map(Result::ok)
                 .map(|dir_entry| dir_entry.file_name())
                 .filter(|name| {
                     let name = name.to_string_lossy();
-                    name.ends_with(".dist-info") || name.ends_with(".egg-info")
+                    name.ends_with(".dist-info")
+                        || name.ends_with(".egg-info")
+                        || (is_egg && name == "EGG-INFO")
                 })
                 .collect();
             // read_dir order is arbitrary; sorting makes "first wins" within one directory
@@ -90,6 +139,16 @@ impl EnvIndex {
         }
 
         let results = read_all(&entries, &candidates);
+
+        // Sized once: growing a table by rehashing, dist after dist, was a tenth of the build.
+        let (files, modules) = results
+            .iter()
+            .flatten()
+            .fold((0, 0), |(files, modules), dist| {
+                (files + dist.files.len(), modules + dist.modules.len())
+            });
+        index.by_file.slots.reserve(files);
+        index.by_module.slots.reserve(modules);
 
         let mut has_dists = vec![false; entries.len()];
         for ((entry_id, metadata_dir), result) in candidates.into_iter().zip(results) {
@@ -113,38 +172,35 @@ impl EnvIndex {
 
     fn add(&mut self, dist: Distribution) {
         let id = self.dists.len();
-        self.by_name.insert(dist.normalized.clone(), id);
+        self.dists.push(dist);
+        let EnvIndex {
+            dists,
+            by_name,
+            by_file,
+            by_module,
+            by_top_level,
+            editable_roots,
+            ..
+        } = self;
+        let dist = &dists[id];
+        by_name.insert(dist.normalized.clone(), id);
         // Files, modules and top-level names shared by several distributions (old-style
         // `google/__init__.py`) go to the first, like distributions themselves.
-        self.by_file.reserve(dist.files.len());
         for file_id in 0..dist.files.len() {
             let file = dist.files.get_str(file_id).unwrap_or_default();
-            match self.by_file.entry(path_hash(file)) {
-                Entry::Vacant(slot) => {
-                    slot.insert((id, file_id));
-                }
-                Entry::Occupied(slot) => {
-                    let (owner, owner_file) = *slot.get();
-                    let known = match self.dists.get(owner) {
-                        Some(owner) => owner.files.get_str(owner_file),
-                        None => dist.files.get_str(owner_file),
-                    };
-                    if known != Some(file) {
-                        self.file_collisions.push((file.to_owned(), id));
-                    }
-                }
-            }
+            by_file.insert(file, (id, file_id), |(d, i)| dists[d].files.get_str(i));
         }
-        for module in &dist.modules {
-            self.by_module.entry(module.clone()).or_insert(id);
+        for (module_id, module) in dist.modules.iter().enumerate() {
+            by_module.insert(module, (id, module_id), |(d, i)| {
+                dists[d].modules.get(i).map(String::as_str)
+            });
         }
         for top in &dist.top_level {
-            self.by_top_level.entry(top.clone()).or_insert(id);
+            by_top_level.entry(top.clone()).or_insert(id);
         }
         if let Some(root) = &dist.editable_root {
-            self.editable_roots.push((root.clone(), id));
+            editable_roots.push((root.clone(), id));
         }
-        self.dists.push(dist);
     }
 
     pub fn distributions(&self) -> &[Distribution] {
@@ -165,12 +221,10 @@ impl EnvIndex {
             normalize_path(&std::env::current_dir().ok()?.join(file))
         };
         let key = file.to_string_lossy();
-        if let Some(&(id, file_id)) = self.by_file.get(&path_hash(&key)) {
-            if self.dists[id].files.get_str(file_id) == Some(&key) {
-                return Some(id);
-            }
-        }
-        if let Some(&(_, id)) = self.file_collisions.iter().find(|(known, _)| *known == key) {
+        if let Some(id) = self
+            .by_file
+            .get(&key, |(d, i)| self.dists[d].files.get_str(i))
+        {
             return Some(id);
         }
         // A project often keeps its virtualenv inside itself (`proj/.venv`): a file in a site
@@ -194,7 +248,8 @@ impl EnvIndex {
     pub fn find_by_module(&self, module: &str) -> Option<DistId> {
         let mut prefix = module;
         loop {
-            if let Some(&id) = self.by_module.get(prefix) {
+            let stored = |(d, i): (DistId, usize)| self.dists[d].modules.get(i).map(String::as_str);
+            if let Some(id) = self.by_module.get(prefix, stored) {
                 return Some(id);
             }
             match prefix.rfind('.') {
@@ -209,12 +264,6 @@ impl EnvIndex {
     pub fn find_by_name(&self, name: &str) -> Option<DistId> {
         self.by_name.get(&normalize_name(name)).copied()
     }
-}
-
-/// Paths are hashed as strings: every path in the index went through the same lexical
-/// normalisation, so equal paths have equal bytes.
-fn path_hash(path: &str) -> u64 {
-    FxBuildHasher.hash_one(path)
 }
 
 /// The search path made absolute and normalised (`""` is the working directory, as in
@@ -334,6 +383,24 @@ mod tests {
             Some("foo-bar")
         );
         assert!(index.skipped().is_empty(), "{:?}", index.skipped());
+    }
+
+    #[test]
+    fn hash_collisions_fall_back_to_comparing_keys() {
+        let stored_keys = [["alpha"], ["beta"]];
+        let stored = |(d, i): (DistId, usize)| Some(stored_keys[d][i]);
+        let mut index = StrIndex::default();
+        // Pretend "alpha" hashed to where "beta" does.
+        index.slots.insert(FxBuildHasher.hash_one("beta"), (0, 0));
+        index.insert("beta", (1, 0), stored);
+        index.insert("beta", (2, 0), stored);
+        assert_eq!(index.get("beta", stored), Some(1));
+        assert_eq!(index.get("gamma", stored), None);
+        // A repeated key is not a collision: the first holder keeps it.
+        index.insert("alpha-2", (0, 0), |_| Some("alpha-2"));
+        index.insert("alpha-2", (1, 0), |_| Some("alpha-2"));
+        assert_eq!(index.get("alpha-2", |_| Some("alpha-2")), Some(0));
+        assert_eq!(index.collisions.len(), 2);
     }
 
     #[test]
@@ -493,6 +560,25 @@ mod tests {
         assert!(legacy.is_some());
         assert_eq!(index.find_by_file(&site.join("legacy/__init__.py")), legacy);
         assert_eq!(index.find_by_module("legacy.sub"), legacy);
+    }
+
+    #[test]
+    fn egg_directories_on_the_path_are_indexed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let egg = tmp.path().join("old-1.0-py3.11.egg");
+        fs::create_dir_all(egg.join("EGG-INFO")).unwrap();
+        fs::create_dir_all(egg.join("old")).unwrap();
+        fs::write(egg.join("EGG-INFO/PKG-INFO"), "Name: old\nVersion: 1.0\n").unwrap();
+        fs::write(egg.join("EGG-INFO/SOURCES.txt"), "old/__init__.py\n").unwrap();
+        fs::write(egg.join("EGG-INFO/top_level.txt"), "old\n").unwrap();
+        // Outside an `.egg`, a directory named EGG-INFO is nobody's metadata.
+        fs::create_dir_all(tmp.path().join("EGG-INFO")).unwrap();
+        let index = EnvIndex::build(&[tmp.path().to_path_buf(), egg.clone()]).unwrap();
+        let old = index.find_by_name("old");
+        assert!(old.is_some());
+        assert_eq!(index.find_by_file(&egg.join("old/__init__.py")), old);
+        assert_eq!(index.find_by_module("old.sub"), old);
+        assert!(index.skipped().is_empty(), "{:?}", index.skipped());
     }
 
     #[test]

@@ -95,6 +95,15 @@ impl MarkerValues {
                 return Err(LockError::Markers(format!("`{field}` is `{value}`: {err}")));
             }
         }
+        // pep508_rs evaluates `python_version` markers through `python_full_version`, so
+        // two values that disagree would silently answer for the wrong interpreter.
+        let full: Vec<&str> = self.python_full_version.split('.').take(2).collect();
+        if full.join(".") != self.python_version {
+            return Err(LockError::Markers(format!(
+                "`python_version` is `{}` but `python_full_version` is `{}`",
+                self.python_version, self.python_full_version
+            )));
+        }
         MarkerEnvironment::try_from(MarkerEnvironmentBuilder {
             implementation_name: &self.implementation_name,
             implementation_version: &self.implementation_version,
@@ -386,6 +395,14 @@ mod tests {
             ])
         );
         assert!(lock.missing.is_empty());
+
+        let mut inconsistent = linux_311();
+        inconsistent.python_version = "3.9".into();
+        let err = super::lock(&index, &[root(&index, "app", &[])], &inconsistent).unwrap_err();
+        assert!(
+            err.to_string().contains("`python_version` is `3.9` but"),
+            "{err}"
+        );
 
         let mut py39_windows = linux_311();
         py39_windows.python_version = "3.9".into();

@@ -137,6 +137,11 @@ impl FileList {
         self.iter().any(|file| file == path)
     }
 
+    fn reserve(&mut self, paths: usize, bytes: usize) {
+        self.ends.reserve(paths);
+        self.text.reserve(bytes);
+    }
+
     /// Append `base` joined with the `/`-separated `rel` (or `rel` itself when absolute),
     /// lexically normalised; `base` must already be normalised. Returns the stored path.
     fn push_resolved(&mut self, base: &str, rel: &str) -> &str {
@@ -159,28 +164,30 @@ impl FileList {
     }
 }
 
-/// A relative `/`-separated path whose components are all ordinary names.
+/// Whether `rel` is relative, `/`-separated, and free of empty, `.` and `..` components,
+/// so that joining needs no normalisation. Conservative: any component starting with a dot
+/// (`.hidden`) takes the slow path too. Written as branch-free folds over byte pairs so the
+/// compiler vectorises it: this runs once per installed file.
 fn is_plain(rel: &str) -> bool {
     let bytes = rel.as_bytes();
-    let ordinary = |part: &[u8]| !matches!(part, b"" | b"." | b"..");
-    let mut start = 0;
-    for (i, &byte) in bytes.iter().enumerate() {
-        match byte {
-            b'\\' => return false,
-            b'/' => {
-                if !ordinary(&bytes[start..i]) {
-                    return false;
-                }
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    ordinary(&bytes[start..])
+    let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else {
+        return false;
+    };
+    let backslash = bytes
+        .iter()
+        .fold(false, |found, &byte| found | (byte == b'\\'));
+    let bad_pair = bytes[..bytes.len() - 1]
+        .iter()
+        .zip(&bytes[1..])
+        .fold(false, |found, (&a, &b)| {
+            found | ((a == b'/') & ((b == b'/') | (b == b'.')))
+        });
+    !(backslash || bad_pair || first == b'/' || first == b'.' || last == b'/')
 }
 
-/// Read the metadata directory `metadata_dir` (or legacy single-file `*.egg-info`) found in
-/// the search-path entry `location`. Both paths must be absolute and normalised.
+/// Read the metadata directory `metadata_dir` (or legacy single-file `*.egg-info`, or an
+/// `.egg`'s `EGG-INFO`) found in the search-path entry `location`. Both paths must be
+/// absolute and normalised.
 pub fn read_distribution(
     location: &Path,
     metadata_dir: &Path,
@@ -191,12 +198,12 @@ pub fn read_distribution(
         .unwrap_or_default();
     if file_name.ends_with(".dist-info") {
         read_dist_info(location, metadata_dir)
-    } else if file_name.ends_with(".egg-info") {
+    } else if file_name.ends_with(".egg-info") || file_name == "EGG-INFO" {
         read_egg_info(location, metadata_dir)
     } else {
         Err(MetadataError::Malformed {
             path: metadata_dir.to_path_buf(),
-            reason: "not a `.dist-info` or `.egg-info` directory".into(),
+            reason: "not a `.dist-info`, `.egg-info` or `EGG-INFO` directory".into(),
         })
     }
 }
@@ -226,6 +233,9 @@ fn read_dist_info(location: &Path, dir: &Path) -> Result<Distribution, MetadataE
 
     if let Some(record) = read_optional(&dir.join("RECORD"))? {
         let base = location.to_string_lossy();
+        // A RECORD row (path, hash, size) is about as long as the absolute path it becomes.
+        dist.files
+            .reserve(record.len() / 64, record.len() + record.len() / 4);
         let mut derived = DerivedNames::default();
         parse_record(&record, &dir.join("RECORD"), |rel| {
             derived.add(rel);
@@ -234,10 +244,14 @@ fn read_dist_info(location: &Path, dir: &Path) -> Result<Distribution, MetadataE
         derived.finish(&mut dist);
     }
     if let Some(top_level) = read_optional(&dir.join("top_level.txt"))? {
-        dist.top_level = lines(&top_level).map(str::to_owned).collect();
+        dist.top_level = lines(&String::from_utf8_lossy(&top_level))
+            .map(str::to_owned)
+            .collect();
     }
     if let Some(installer) = read_optional(&dir.join("INSTALLER"))? {
-        dist.installer = lines(&installer).next().map(str::to_owned);
+        dist.installer = lines(&String::from_utf8_lossy(&installer))
+            .next()
+            .map(str::to_owned);
     }
     if let Some(direct_url) = read_optional(&dir.join("direct_url.json"))? {
         apply_direct_url(&mut dist, &direct_url, &dir.join("direct_url.json"))?;
@@ -262,6 +276,7 @@ fn read_egg_info(location: &Path, dir: &Path) -> Result<Distribution, MetadataEr
     // was in the sdist, so it gives files but no module names (it lists `setup.py`, `src/...`).
     if let Some(installed) = read_optional(&dir.join("installed-files.txt"))? {
         let (base, location) = (dir.to_string_lossy(), location.to_string_lossy());
+        let installed = String::from_utf8_lossy(&installed);
         let mut derived = DerivedNames::default();
         for rel in lines(&installed) {
             let file = dist.files.push_resolved(&base, rel);
@@ -275,12 +290,14 @@ fn read_egg_info(location: &Path, dir: &Path) -> Result<Distribution, MetadataEr
         derived.finish(&mut dist);
     } else if let Some(sources) = read_optional(&dir.join("SOURCES.txt"))? {
         let base = location.to_string_lossy();
-        for rel in lines(&sources) {
+        for rel in lines(&String::from_utf8_lossy(&sources)) {
             dist.files.push_resolved(&base, rel);
         }
     }
     if let Some(top_level) = read_optional(&dir.join("top_level.txt"))? {
-        dist.top_level = lines(&top_level).map(str::to_owned).collect();
+        dist.top_level = lines(&String::from_utf8_lossy(&top_level))
+            .map(str::to_owned)
+            .collect();
     }
     // Requires-Dist in PKG-INFO, when a recent setuptools wrote it, wins over requires.txt
     // (importlib.metadata's order).
@@ -304,18 +321,20 @@ fn from_headers(
     bytes: &[u8],
     path: &Path,
 ) -> Result<Distribution, MetadataError> {
-    let headers = parse_headers(bytes);
+    let headers = parse_headers(
+        bytes,
+        &["Name", "Version", "Requires-Dist", "Provides-Extra"],
+    );
     let first = |field: &str| {
         headers
             .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(field))
+            .find(|(key, value)| *key == field && !value.is_empty())
             .map(|(_, value)| value.clone())
-            .filter(|value| !value.is_empty())
     };
     let all = |field: &str| -> Vec<String> {
         headers
             .iter()
-            .filter(|(key, value)| key.eq_ignore_ascii_case(field) && !value.is_empty())
+            .filter(|(key, value)| *key == field && !value.is_empty())
             .map(|(_, value)| value.clone())
             .collect()
     };
@@ -349,31 +368,40 @@ fn from_headers(
 ///
 /// Hand-written rather than a mail crate: we need a handful of headers and never the body
 /// (often a long README), so we stop at the first empty line and skip MIME handling entirely.
-fn parse_headers(bytes: &[u8]) -> Vec<(String, String)> {
-    let mut headers: Vec<(String, String)> = Vec::new();
-    // Decoding line by line keeps the (often long, never needed) body out of UTF-8
-    // validation.
+fn parse_headers<'k>(bytes: &[u8], wanted: &[&'k str]) -> Vec<(&'k str, String)> {
+    let mut headers: Vec<(&str, String)> = Vec::new();
+    // Whether the header being continued is one we keep.
+    let mut keeping = false;
     for line in bytes.split(|&byte| byte == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             break;
         }
-        let line = match std::str::from_utf8(line) {
-            Ok(line) => std::borrow::Cow::Borrowed(line),
-            Err(_) => String::from_utf8_lossy(line),
-        };
-        if line.starts_with([' ', '\t']) {
+        // Decoding line by line keeps the (often long, never needed) body out of UTF-8
+        // validation; Classifier and Description lines are skipped undecoded.
+        if line[0] == b' ' || line[0] == b'\t' {
             // Unfolding keeps the whitespace and drops only the line break (RFC 822 3.1.1).
-            if let Some((_, value)) = headers.last_mut() {
-                value.push_str(&line);
+            if let (true, Some((_, value))) = (keeping, headers.last_mut()) {
+                value.push_str(&String::from_utf8_lossy(line));
             }
             continue;
         }
-        let Some((key, value)) = line.split_once(':') else {
+        let Some(colon) = memchr::memchr(b':', line) else {
             // Python's email parser starts the body at a line that is not a header.
             break;
         };
-        headers.push((key.trim().to_owned(), value.to_owned()));
+        let key = line[..colon].trim_ascii();
+        keeping = false;
+        if let Some(&name) = wanted
+            .iter()
+            .find(|name| key.eq_ignore_ascii_case(name.as_bytes()))
+        {
+            headers.push((
+                name,
+                String::from_utf8_lossy(&line[colon + 1..]).into_owned(),
+            ));
+            keeping = true;
+        }
     }
     for (_, value) in &mut headers {
         let trimmed = value.trim();
@@ -390,26 +418,26 @@ fn parse_record(
     path: &Path,
     mut each: impl FnMut(&str),
 ) -> Result<(), MetadataError> {
-    // `from_utf8` is much faster than `from_utf8_lossy` on the all-ASCII norm.
-    let mut emit = |field: &[u8]| match std::str::from_utf8(field) {
-        Ok(field) => each(field),
-        Err(_) => each(&String::from_utf8_lossy(field)),
-    };
     if memchr::memchr(b'"', bytes).is_none() {
         // Without a quote character, CSV is just records split at line breaks and fields at
         // commas, so the path is whatever precedes the first comma. Nearly every RECORD is
         // like that, and setting up a csv reader per RECORD (it builds a DFA) plus running
         // it cost over 40% of indexing an environment. Anything quoted goes to the csv crate.
+        let text = match std::str::from_utf8(bytes) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(bytes),
+        };
         let mut start = 0;
-        for end in memchr::memchr2_iter(b'\n', b'\r', bytes).chain([bytes.len()]) {
-            let line = &bytes[start..end];
+        for end in memchr::memchr2_iter(b'\n', b'\r', text.as_bytes()).chain([text.len()]) {
+            // Line breaks and commas are ASCII, so these slices fall on char boundaries.
+            let line = &text[start..end];
             start = end + 1;
-            let field = match memchr::memchr(b',', line) {
+            let field = match memchr::memchr(b',', line.as_bytes()) {
                 Some(comma) => &line[..comma],
                 None => line,
             };
             if !field.is_empty() {
-                emit(field);
+                each(field);
             }
         }
         return Ok(());
@@ -424,7 +452,7 @@ fn parse_record(
             Ok(false) => return Ok(()),
             Ok(true) => {
                 if let Some(field) = row.get(0).filter(|field| !field.is_empty()) {
-                    emit(field);
+                    each(&String::from_utf8_lossy(field));
                 }
             }
             Err(err) => {
@@ -438,12 +466,8 @@ fn parse_record(
 }
 
 /// Non-empty, trimmed lines of a small text file.
-fn lines(bytes: &[u8]) -> impl Iterator<Item = &str> {
-    std::str::from_utf8(bytes)
-        .unwrap_or_default()
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty())
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    text.lines().map(str::trim).filter(|line| !line.is_empty())
 }
 
 fn apply_direct_url(
@@ -544,11 +568,24 @@ fn convert_requires_txt(text: &str) -> (Vec<String>, Vec<String>) {
 struct DerivedNames {
     modules: Vec<String>,
     top_level: Vec<String>,
+    /// The directory part of the previous module path and its dotted form: RECORD lists a
+    /// directory's files together, so most paths reuse the previous validation.
+    last_dirs: Option<(String, Option<String>)>,
 }
 
 impl DerivedNames {
     fn add(&mut self, rel: &str) {
-        let Some(module) = module_name(rel) else {
+        let Some((dirs, stem)) = split_module_path(rel) else {
+            return;
+        };
+        let cached = match &mut self.last_dirs {
+            Some((last, prefix)) if last == dirs => prefix,
+            slot => &mut slot.insert((dirs.to_owned(), dotted_dirs(dirs))).1,
+        };
+        let Some(module) = cached
+            .as_deref()
+            .and_then(|prefix| join_module(prefix, stem))
+        else {
             return;
         };
         let top = module.split('.').next().unwrap_or(&module);
@@ -574,9 +611,14 @@ impl DerivedNames {
 /// (`../../bin/...`), metadata, `*.data` and `__pycache__` are not modules; neither is
 /// anything under a directory that is not an identifier (`numpy.libs/`).
 pub fn module_name(rel: &str) -> Option<String> {
-    // Most RECORD entries are not modules (.pyc, data, metadata): reject them before
-    // allocating anything.
-    let (dirs, file) = match rel.bytes().rposition(|byte| byte == b'/' || byte == b'\\') {
+    let (dirs, stem) = split_module_path(rel)?;
+    join_module(&dotted_dirs(dirs)?, stem)
+}
+
+/// `(directories, module stem)` of a `.py`/extension-module path. Most RECORD entries are
+/// not modules (.pyc, data, metadata), so this rejects them without allocating.
+fn split_module_path(rel: &str) -> Option<(&str, &str)> {
+    let (dirs, file) = match memchr::memrchr2(b'/', b'\\', rel.as_bytes()) {
         Some(slash) => (&rel[..slash], &rel[slash + 1..]),
         None => ("", rel),
     };
@@ -588,10 +630,12 @@ pub fn module_name(rel: &str) -> Option<String> {
     } else {
         return None;
     };
-    if !is_identifier(stem) {
-        return None;
-    }
-    let mut module = String::with_capacity(rel.len());
+    is_identifier(stem).then_some((dirs, stem))
+}
+
+/// `a/b` -> `a.b`; `None` when a directory is not an importable name.
+fn dotted_dirs(dirs: &str) -> Option<String> {
+    let mut dotted = String::with_capacity(dirs.len());
     for part in dirs.split(['/', '\\']) {
         if part.is_empty() || part == "." {
             continue;
@@ -599,18 +643,28 @@ pub fn module_name(rel: &str) -> Option<String> {
         if part == "__pycache__" || !is_identifier(part) {
             return None;
         }
-        if !module.is_empty() {
-            module.push('.');
+        if !dotted.is_empty() {
+            dotted.push('.');
         }
-        module.push_str(part);
+        dotted.push_str(part);
     }
-    if stem != "__init__" {
-        if !module.is_empty() {
+    Some(dotted)
+}
+
+fn join_module(prefix: &str, stem: &str) -> Option<String> {
+    match (prefix.is_empty(), stem == "__init__") {
+        (true, true) => None,
+        (false, true) => Some(prefix.to_owned()),
+        (true, false) => Some(stem.to_owned()),
+        (false, false) => {
+            // Not `format!`: its machinery costs more than the copy, once per module.
+            let mut module = String::with_capacity(prefix.len() + 1 + stem.len());
+            module.push_str(prefix);
             module.push('.');
+            module.push_str(stem);
+            Some(module)
         }
-        module.push_str(stem);
     }
-    (!module.is_empty()).then_some(module)
 }
 
 /// Python identifiers, approximately: non-ASCII letters are accepted without checking their
@@ -713,6 +767,19 @@ mod tests {
     }
 
     #[test]
+    fn tells_plain_relative_paths() {
+        for plain in ["a", "a/b.py", "a.b/c..d/e./f.", "a/b..", "x/y.../z"] {
+            assert!(is_plain(plain), "{plain}");
+        }
+        for not_plain in [
+            "", "/a", "a/", "a//b", ".", "..", "./a", "../a", "a/./b", "a/../b", "a/.", "a/..",
+            "a\\b",
+        ] {
+            assert!(!is_plain(not_plain), "{not_plain}");
+        }
+    }
+
+    #[test]
     fn derives_module_names() {
         assert_eq!(module_name("a/b/c.py").as_deref(), Some("a.b.c"));
         assert_eq!(module_name("a/b/__init__.py").as_deref(), Some("a.b"));
@@ -745,12 +812,13 @@ mod tests {
     #[test]
     fn parses_folded_headers_and_stops_at_the_body() {
         let headers = parse_headers(
-            b"Name: demo\r\nVersion: 1.0\r\nRequires-Dist: a>=1;\r\n python_version < \"3.10\"\r\nLicense: x\r\n  y\r\nDescription: first\r\n        |\r\n        | more\r\nProvides-Extra: test\r\n\r\nRequires-Dist: body\r\n",
+            b"Name: demo\r\nVersion: 1.0\r\nrequires-dist: a>=1;\r\n python_version < \"3.10\"\r\nLicense: x\r\n  y\r\nDescription: first\r\n        |\r\n        | more\r\nProvides-Extra: test\r\n\r\nRequires-Dist: body\r\n",
+            &["Requires-Dist", "License", "Provides-Extra"],
         );
         let get = |key: &str| -> Vec<&str> {
             headers
                 .iter()
-                .filter(|(k, _)| k == key)
+                .filter(|(k, _)| *k == key)
                 .map(|(_, v)| v.as_str())
                 .collect()
         };

@@ -58,7 +58,7 @@ impl From<&Distribution> for PyDistribution {
 impl PyDistribution {
     fn __repr__(&self) -> String {
         format!(
-            "Distribution(name={:?}, version={:?}, kind={:?})",
+            "Distribution(name='{}', version='{}', kind='{}')",
             self.name, self.version, self.kind
         )
     }
