@@ -2,12 +2,13 @@
 
 from collections.abc import Sequence
 from types import CodeType
-from typing import Literal, Optional, Union
+from typing import Literal, Optional, Union, final
 
 __version__: str
 
 # ── pickle scanner ──────────────────────────────────────────────────────────────────────────
 
+@final
 class PickleScan:
     """Every module an unpickler imports when it loads one stream."""
 
@@ -28,6 +29,7 @@ def scan_pickle(data: Union[bytes, bytearray, memoryview]) -> PickleScan:
 
 # ── bytecode scanner ────────────────────────────────────────────────────────────────────────
 
+@final
 class OpcodeTable:
     """The running interpreter's opcode facts (built by `takeout._bytecode.opcode_table()`)."""
 
@@ -42,6 +44,7 @@ class OpcodeTable:
     @property
     def version(self) -> tuple[int, int]: ...
 
+@final
 class Finding:
     """One thing a code object needs. `kind` says which fields are set:
 
@@ -67,6 +70,7 @@ def scan_code(code: CodeType, table: OpcodeTable) -> list[Finding]:
 
 # ── environment index and lock ──────────────────────────────────────────────────────────────
 
+@final
 class Distribution:
     name: str
     normalized: str
@@ -81,12 +85,14 @@ class Distribution:
     direct_url: Optional[str]
     installer: Optional[str]
 
+@final
 class Lock:
     packages: list[tuple[int, list[str], list[str]]]
     """`(dist_id, extras, required_by)` sorted by normalised name; roots included."""
     missing: list[tuple[str, str, Optional[str]]]
     """`(requirement, required_by, installed_version_or_None)` for unsatisfied requirements."""
 
+@final
 class EnvIndex:
     """Every distribution on a search path (`sys.path` order; first of a name wins)."""
 
