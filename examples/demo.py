@@ -29,7 +29,12 @@ def main() -> int:
     nb.cells.append(nbformat.v4.new_code_cell(REPORT_CELL))
     print(f"running {len(nb.cells)} cells of kmeans.ipynb in a Jupyter kernel ...", flush=True)
     client = NotebookClient(
-        nb, kernel_name="python3", timeout=600, resources={"metadata": {"path": str(HERE)}}
+        nb,
+        kernel_name="python3",
+        timeout=600,
+        resources={"metadata": {"path": str(HERE)}},
+        # The kernel's start-up warnings (TCP transport) are not the demo's business.
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
     )
     client.execute()
     for output in nb.cells[-1].outputs:
