@@ -120,3 +120,31 @@ def parse_requirement(spec: str) -> tuple[str, list[str], str, Optional[str]]:
     `"@ <url>"` for a direct reference. Raises `takeout.errors.RequirementError` with a
     one-sentence message when malformed.
     """
+
+# ── bundle integrity ────────────────────────────────────────────────────────────────────────
+
+def hash_files(root: str, paths: list[str]) -> dict[str, str]:
+    """`{path: "sha256:<hex>"}` for each relative path under `root`, hashed without the GIL.
+
+    Raises `takeout.errors.BundleIntegrityError` for a missing file or a path that is not a
+    plain relative path inside `root` (absolute, `..`, backslashes).
+    """
+
+def verify_files(root: str, files: dict[str, str]) -> None:
+    """Check each `{path: "sha256:<hex>"}` entry of a manifest's `files` map under `root`.
+
+    Raises `takeout.errors.BundleIntegrityError` for the first failure in path order.
+    """
+
+def canonical_json(manifest_json: str) -> str:
+    """Compact JSON with keys sorted at every level: the exact text that is signed."""
+
+def sign_manifest(manifest_json: str, key: bytes) -> str:
+    """`"hmac-sha256:<hex>"` over the canonical manifest without its `signature` key."""
+
+def check_signature(manifest_json: str, key: Optional[bytes]) -> None:
+    """Check the manifest's `signature` with `key` in constant time.
+
+    Raises `takeout.errors.BundleIntegrityError` when the signature does not match, when the
+    manifest is signed but `key` is None, or when it is unsigned but a key is given.
+    """

@@ -38,3 +38,11 @@ class EnvironmentIndexError(TakeoutError, OSError):
 
 class LockError(TakeoutError):
     """The requirement closure could not be computed."""
+
+
+class BundleError(TakeoutError):
+    """A bundle cannot be written or loaded."""
+
+
+class BundleIntegrityError(BundleError):
+    """A bundle's files or signature do not match its manifest."""

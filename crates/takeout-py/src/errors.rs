@@ -10,6 +10,7 @@ import_exception!(takeout.errors, BytecodeError);
 import_exception!(takeout.errors, EnvironmentIndexError);
 import_exception!(takeout.errors, RequirementError);
 import_exception!(takeout.errors, LockError);
+import_exception!(takeout.errors, BundleIntegrityError);
 
 pub(crate) fn pickle_error(err: takeout_core::pickle_scan::PickleError) -> PyErr {
     PickleScanError::new_err(err.to_string())
@@ -29,4 +30,8 @@ pub(crate) fn lock_error(err: takeout_core::lock::LockError) -> PyErr {
 
 pub(crate) fn requirement_error(message: String) -> PyErr {
     RequirementError::new_err(message)
+}
+
+pub(crate) fn bundle_error(err: takeout_core::bundle::BundleError) -> PyErr {
+    BundleIntegrityError::new_err(err.to_string())
 }

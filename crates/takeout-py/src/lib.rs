@@ -1,6 +1,7 @@
 //! `takeout._core`: the thin PyO3 layer over `takeout-core`. Each file converts the types of
 //! one core module; `errors.rs` maps every core error onto `takeout.errors` in one place.
 
+mod bundle;
 mod bytecode;
 mod env;
 mod errors;
@@ -18,6 +19,9 @@ mod _core {
 
     #[pymodule_export]
     use crate::env::{parse_requirement, PyDistribution, PyEnvIndex, PyLock};
+
+    #[pymodule_export]
+    use crate::bundle::{canonical_json, check_signature, hash_files, sign_manifest, verify_files};
 
     use pyo3::prelude::*;
 
