@@ -268,10 +268,10 @@ def test_local_module_imported_in_the_body_is_shipped(local_dir: Path) -> None:
     assert needed(analysis.report) == {"pyyaml"}
 
 
-def _write_dist(site: Path, name: str, files: dict[str, str]) -> None:
+def _write_dist(site: Path, name: str, files: dict[str, str], requires: str = "") -> None:
     info = site / f"{name.replace('-', '_')}-1.0.dist-info"
     info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n{requires}")
     records = [f"{info.name}/METADATA,,"]
     for rel, text in files.items():
         path = site / rel
@@ -291,6 +291,24 @@ def test_namespace_package_resolves_per_file(local_dir: Path) -> None:
     finally:
         sys.path.remove(str(site))
     assert needed(report) == {"nsdemo-alpha"}
+
+
+def test_broken_requires_dist_of_an_installed_package_is_a_warning(local_dir: Path) -> None:
+    site = local_dir / "site"
+    _write_dist(
+        site,
+        "shoddy",
+        {"shoddy/__init__.py": "VALUE = 1\n"},
+        requires="Requires-Dist: numpy>=\nRequires-Dist: pyyaml\n",
+    )
+    sys.path.insert(0, str(site))
+    try:
+        report = deps_of("import shoddy", "def fn():\n    return shoddy.VALUE")
+    finally:
+        sys.path.remove(str(site))
+    assert needed(report) == {"shoddy"}
+    assert any(pin.lower().startswith("pyyaml==") for pin in report.lock)
+    assert any(w.startswith("`numpy>=` (Requires-Dist of shoddy)") for w in report.warnings)
 
 
 def test_import_names_differ_from_distribution_names() -> None:

@@ -91,6 +91,9 @@ class Lock:
     """`(dist_id, extras, required_by)` sorted by normalised name; roots included."""
     missing: list[tuple[str, str, Optional[str]]]
     """`(requirement, required_by, installed_version_or_None)` for unsatisfied requirements."""
+    unparsable: list[tuple[str, str, str]]
+    """`(requirement, required_by, reason)`: installed `Requires-Dist` values PEP 508 rejects
+    (skipped, not fatal)."""
 
 @final
 class EnvIndex:

@@ -443,6 +443,11 @@ class _Analyzer:
             if d.normalized in self.excluded:
                 continue
             entries.append(LockEntry(d.name, d.version, tuple(required_by)))
+        for req, by, reason in lock.unparsable:
+            self.warnings[
+                f"`{req}` (Requires-Dist of {by}) is not a valid requirement ({reason}); "
+                "it was left out of the lock, add it with `require=` if it is needed"
+            ] = None
         missing = [
             f"`{req}` (required by {by}) is not satisfied here"
             + (f": {installed} is installed" if installed else ": it is not installed")

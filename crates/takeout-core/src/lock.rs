@@ -61,18 +61,23 @@ pub struct Lock {
     pub packages: Vec<LockedPackage>,
     /// Sorted by the requirement's normalised name, then requirer.
     pub missing: Vec<Missing>,
+    /// `Requires-Dist` values of installed distributions that PEP 508 rejects. They are
+    /// skipped and reported, not fatal: one broken package must not stop every analysis.
+    pub unparsable: Vec<Unparsable>,
+}
+
+/// An installed distribution's `Requires-Dist` value that is not valid PEP 508.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Unparsable {
+    pub requirement: String,
+    pub required_by: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Error)]
 pub enum LockError {
     #[error("the marker environment is invalid: {0}")]
     Markers(String),
-    #[error("`{requirement}` (required by `{required_by}`) is not a valid PEP 508 requirement: {reason}")]
-    BadRequirement {
-        requirement: String,
-        required_by: String,
-        reason: String,
-    },
     #[error("`{extra}` (asked of `{dist}`) is not a valid extra name: {reason}")]
     BadExtra {
         extra: String,
@@ -158,12 +163,13 @@ pub fn lock(index: &EnvIndex, roots: &[Root], markers: &MarkerValues) -> Result<
 
     let mut parsed: HashMap<DistId, Vec<(&str, Requirement)>> = HashMap::new();
     let mut missing: BTreeSet<(String, String, String, Option<String>)> = BTreeSet::new();
+    let mut unparsable: BTreeSet<Unparsable> = BTreeSet::new();
     while let Some(id) = queue.pop_front() {
         let requirer = &dists[id];
         let extras: Vec<ExtraName> = reached[&id].extras.iter().cloned().collect();
         let requirements = match parsed.entry(id) {
             Entry::Occupied(entry) => entry.into_mut(),
-            Entry::Vacant(entry) => entry.insert(parse_requires_dist(requirer)?),
+            Entry::Vacant(entry) => entry.insert(parse_requires_dist(requirer, &mut unparsable)),
         };
         for (text, requirement) in requirements.iter() {
             if !requirement.evaluate_markers(&env, &extras) {
@@ -219,7 +225,11 @@ pub fn lock(index: &EnvIndex, roots: &[Root], markers: &MarkerValues) -> Result<
             installed,
         })
         .collect();
-    Ok(Lock { packages, missing })
+    Ok(Lock {
+        packages,
+        missing,
+        unparsable: unparsable.into_iter().collect(),
+    })
 }
 
 /// A PEP 508 requirement taken apart, for callers that do not link pep508_rs.
@@ -275,21 +285,24 @@ fn sentence_fragment(reason: &str) -> String {
     }
 }
 
-fn parse_requires_dist(
-    dist: &crate::metadata::Distribution,
-) -> Result<Vec<(&str, Requirement)>, LockError> {
-    dist.requires_dist
-        .iter()
-        .map(|text| {
-            Requirement::from_str(text)
-                .map(|requirement| (text.as_str(), requirement))
-                .map_err(|err| LockError::BadRequirement {
+fn parse_requires_dist<'a>(
+    dist: &'a crate::metadata::Distribution,
+    unparsable: &mut BTreeSet<Unparsable>,
+) -> Vec<(&'a str, Requirement)> {
+    let mut parsed = Vec::with_capacity(dist.requires_dist.len());
+    for text in &dist.requires_dist {
+        match Requirement::from_str(text) {
+            Ok(requirement) => parsed.push((text.as_str(), requirement)),
+            Err(err) => {
+                unparsable.insert(Unparsable {
                     requirement: text.clone(),
                     required_by: dist.normalized.clone(),
                     reason: sentence_fragment(&err.message.to_string()),
-                })
-        })
-        .collect()
+                });
+            }
+        }
+    }
+    parsed
 }
 
 /// Whether the installed `version` meets `requirement`. A direct URL reference cannot be
@@ -537,16 +550,22 @@ mod tests {
     fn errors_name_the_offending_value() {
         let tmp = tempfile::tempdir().unwrap();
         let site = tmp.path();
-        dist(site, "broken", "1.0", &["numpy>="]);
+        dist(site, "broken", "1.0", &["numpy>=", "fine"]);
         dist(site, "fine", "1.0", &[]);
         let index = EnvIndex::build(&[site.to_path_buf()]).unwrap();
 
-        let err = lock(&index, &[root(&index, "broken", &[])], &linux_311()).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("`numpy>=` (required by `broken`)"),
-            "{err}"
+        // A broken Requires-Dist of an installed package is reported and skipped; the rest of
+        // that package's requirements still close.
+        let locked = lock(&index, &[root(&index, "broken", &[])], &linux_311()).unwrap();
+        assert_eq!(summary(&index, &locked).len(), 2);
+        let [bad] = locked.unparsable.as_slice() else {
+            panic!("{:?}", locked.unparsable)
+        };
+        assert_eq!(
+            (bad.requirement.as_str(), bad.required_by.as_str()),
+            ("numpy>=", "broken")
         );
+        assert!(!bad.reason.is_empty());
 
         let mut markers = linux_311();
         markers.python_version = "three".into();

@@ -71,6 +71,8 @@ pub(crate) struct PyLock {
     pub(crate) packages: Vec<(DistId, Vec<String>, Vec<String>)>,
     /// `(requirement, required_by, installed_version)`.
     pub(crate) missing: Vec<(String, String, Option<String>)>,
+    /// `(requirement, required_by, reason)` for installed `Requires-Dist` values PEP 508 rejects.
+    pub(crate) unparsable: Vec<(String, String, String)>,
 }
 
 #[pymethods]
@@ -201,6 +203,11 @@ impl PyEnvIndex {
                 .missing
                 .into_iter()
                 .map(|missing| (missing.requirement, missing.required_by, missing.installed))
+                .collect(),
+            unparsable: locked
+                .unparsable
+                .into_iter()
+                .map(|bad| (bad.requirement, bad.required_by, bad.reason))
                 .collect(),
         })
     }
