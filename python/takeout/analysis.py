@@ -288,7 +288,8 @@ class _Analyzer:
     # ── reasons: which captured object pulled each module in ───────────────────────────────
 
     def _attribute_reasons(self) -> None:
-        for fn in [self.fn, *self.by_value_functions.values()]:
+        # Keyed by id: the function itself is usually among the by-value ones too.
+        for fn in {id(self.fn): self.fn, **self.by_value_functions}.values():
             if isinstance(fn, types.FunctionType) and id(fn) in self.by_value_functions:
                 parts = list(_pickling.function_parts(fn))
             elif fn is self.fn:
