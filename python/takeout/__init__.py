@@ -16,13 +16,19 @@ from .errors import TakeoutError
 
 if TYPE_CHECKING:
     from .analysis import deps
+    from .bundle import Bundle, load, pack
     from .report import Report
+    from .verify import verify
 
-__all__ = ["Report", "TakeoutError", "deps"]
+__all__ = ["Bundle", "Report", "TakeoutError", "deps", "load", "pack", "verify"]
 
 _LAZY = {
     "deps": ("analysis", "deps"),
     "Report": ("report", "Report"),
+    "pack": ("bundle", "pack"),
+    "load": ("bundle", "load"),
+    "Bundle": ("bundle", "Bundle"),
+    "verify": ("verify", "verify"),
 }
 
 

@@ -101,7 +101,10 @@ def analyse(
     require: Iterable[str] = (),
     exclude: Iterable[str] = (),
     examples: Optional[Sequence[Any]] = None,
+    call: Optional[Callable[..., Any]] = None,
 ) -> Analysis:
+    """`deps`, plus what `pack` needs to pickle the payload. `call` is what examples are run
+    through when it is not `fn` itself (pack's JSON-argument converter)."""
     if not callable(fn):
         raise AnalysisError(
             f"`{_short_repr(fn)}` is not callable; pass the function itself, e.g. "
@@ -109,7 +112,7 @@ def analyse(
         )
     if isinstance(require, str) or isinstance(exclude, str):
         raise TakeoutError("`require` and `exclude` take a list of strings, not one string")
-    return _Analyzer(fn, list(require), list(exclude)).run(examples)
+    return _Analyzer(fn, list(require), list(exclude)).run(examples, call)
 
 
 class _Analyzer:
@@ -129,8 +132,10 @@ class _Analyzer:
 
     # ── the pipeline ────────────────────────────────────────────────────────────────────────
 
-    def run(self, examples: Optional[Sequence[Any]]) -> Analysis:
-        traced = _trace(self.fn, examples, self.name) if examples else {}
+    def run(
+        self, examples: Optional[Sequence[Any]], call: Optional[Callable[..., Any]] = None
+    ) -> Analysis:
+        traced = _trace(call or self.fn, examples, self.name) if examples else {}
         with ExitStack() as stack:
             # Each round pickles with every local module found so far registered by value, which
             # can reveal more local code; findings accumulate because a module pickled by
@@ -383,6 +388,7 @@ class _Analyzer:
                     key, None, "local", tuple(mods), (*reasons, "local code: travels by value")
                 )
         self._apply_requirements(dists, roots)
+        self._drop_traced_dependencies(dists, roots)
         lock_entries, missing = self._lock(roots)
         ordered = sorted(dists.values(), key=lambda d: (d.kind != "index", normalize(d.name)))
         runtime = []
@@ -431,6 +437,33 @@ class _Analyzer:
             )
             roots.setdefault(dist_id, set()).update(extras)
 
+    def _drop_traced_dependencies(
+        self, dists: dict[str, DistributionInfo], roots: dict[int, set[str]]
+    ) -> None:
+        """A distribution seen only while tracing examples, and already in the closure of the
+        others, ran because one of them imported it: it stays in the lock, not in the direct
+        requirements (scikit-learn's predict runs threadpoolctl, which scikit-learn requires)."""
+        traced_only = {
+            dist_id
+            for dist_id in roots
+            if (d := dists.get(self.env.distribution(dist_id).normalized)) is not None
+            and d.reasons
+            and all(r.startswith(_TRACED) for r in d.reasons)
+        }
+        static = {
+            dist_id: extras for dist_id, extras in roots.items() if dist_id not in traced_only
+        }
+        if not traced_only or not static:
+            return
+        closure = self.env.index.lock(
+            [(dist_id, sorted(extras)) for dist_id, extras in sorted(static.items())],
+            _env.marker_values(),
+        )
+        reached = {dist_id for dist_id, _extras, _by in closure.packages}
+        for dist_id in traced_only & reached:
+            del roots[dist_id]
+            del dists[self.env.distribution(dist_id).normalized]
+
     def _lock(self, roots: dict[int, set[str]]) -> tuple[list[LockEntry], list[str]]:
         if not roots:
             return [], []
@@ -458,6 +491,9 @@ class _Analyzer:
 
 
 # ── optional trace of recorded examples ────────────────────────────────────────────────────
+
+
+_TRACED = "ran during example "
 
 
 def _trace(fn: Any, examples: Sequence[Any], name: str) -> dict[str, list[str]]:
@@ -491,7 +527,7 @@ def _trace(fn: Any, examples: Sequence[Any], name: str) -> dict[str, list[str]]:
             sys.setprofile(old)
         for mod in [*ran, *(set(sys.modules) - before)]:
             if mod and mod != "__main__" and not mod.startswith("takeout"):
-                found.setdefault(mod, []).append(f"ran during example {i}")
+                found.setdefault(mod, []).append(f"{_TRACED}{i}")
     return found
 
 

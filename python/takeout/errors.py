@@ -46,3 +46,7 @@ class BundleError(TakeoutError):
 
 class BundleIntegrityError(BundleError):
     """A bundle's files or signature do not match its manifest."""
+
+
+class UsageError(TakeoutError, ValueError):
+    """The command line or an argument is wrong (exit status 2 in the CLI)."""

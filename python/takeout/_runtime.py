@@ -1,0 +1,473 @@
+"""What a bundle needs at run time: read its manifest, map its buffers, unpickle it, convert
+arguments and results to and from JSON.
+
+This module must import nothing but the standard library: `takeout verify` copies it into a
+clean virtual environment that holds only the bundle's lock (and cloudpickle, which the pickle
+stream imports by itself), and runs it there as a script. `takeout.load` and the servers use
+the same functions, after checking hashes and signature with the Rust core.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import decimal
+import enum
+import importlib
+import inspect
+import json
+import math
+import mmap
+import os
+import pickle
+import platform
+import sys
+import typing
+import uuid
+from pathlib import Path, PurePath
+from typing import Any, Callable, Optional
+
+FORMAT = "takeout/1"
+MANIFEST = "manifest.json"
+PAYLOAD = "function.pkl"
+
+try:  # inside takeout; the standalone copy in a clean venv has no takeout to import
+    from takeout.errors import BundleError as _BundleError
+except ImportError:  # pragma: no cover - exercised by `takeout verify` in the clean venv
+
+    class _BundleError(Exception):  # type: ignore[no-redef]
+        pass
+
+
+# ── manifest ──────────────────────────────────────────────────────────────────────────────
+
+
+def parse_manifest(text: bytes, where: str) -> dict[str, Any]:
+    """The manifest as a dict, after checking that it is one of ours and a version we read."""
+    try:
+        manifest = json.loads(text)
+    except ValueError as err:
+        raise _BundleError(
+            f"`{where}/{MANIFEST}` is not valid JSON ({err}); pack the bundle again"
+        ) from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("format"), str):
+        raise _BundleError(
+            f"`{where}` is not a takeout bundle ({MANIFEST} has no `format`); "
+            "pass a directory written by `takeout pack`"
+        )
+    found = manifest["format"]
+    if found != FORMAT:
+        family, _, _ = found.partition("/")
+        if family == "takeout":
+            raise _BundleError(
+                f"`{where}` has bundle format {found!r} but this takeout reads {FORMAT!r}; "
+                "install the takeout version that wrote it, or pack the function again"
+            )
+        raise _BundleError(
+            f"`{where}` is not a takeout bundle (format {found!r}); "
+            "pass a directory written by `takeout pack`"
+        )
+    return manifest
+
+
+def python_facts() -> dict[str, Any]:
+    """What the manifest records of the interpreter, and what loading compares."""
+    impl = sys.implementation.name
+    return {
+        "implementation": impl,
+        "version": platform.python_version(),
+        "minor": f"{sys.version_info[0]}.{sys.version_info[1]}",
+    }
+
+
+_IMPL_NAMES = {"cpython": "CPython", "pypy": "PyPy"}
+
+
+def check_python(manifest: dict[str, Any]) -> None:
+    """Refuse another implementation or minor version: the pickled code objects and C
+    extension wheels of the lock are both tied to them."""
+    want = manifest.get("python") or {}
+    have = python_facts()
+    if (want.get("implementation"), want.get("minor")) != (have["implementation"], have["minor"]):
+        want_name = _IMPL_NAMES.get(want.get("implementation", ""), want.get("implementation"))
+        have_name = _IMPL_NAMES.get(have["implementation"], have["implementation"])
+        raise _BundleError(
+            f"bundle `{manifest.get('name')}` was packed with {want_name} {want.get('minor')} "
+            f"but this is {have_name} {have['minor']}; load it with {want_name} "
+            f"{want.get('minor')}"
+        )
+
+
+# ── loading ───────────────────────────────────────────────────────────────────────────────
+
+
+def map_buffers(root: Path, manifest: dict[str, Any]) -> list[Any]:
+    """The out-of-band buffers, memory-mapped copy-on-write: processes that load the same
+    bundle share the pages until one of them writes, and nothing is read until touched."""
+    views: list[Any] = []
+    for entry in manifest.get("buffers", ()):
+        path = root / entry["file"]
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size != entry["size"]:
+                raise _BundleError(
+                    f"`{entry['file']}` has {size} bytes but the manifest says "
+                    f"{entry['size']}; pack the bundle again"
+                )
+            if size == 0:
+                views.append(bytearray())
+                continue
+            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)
+        views.append(memoryview(mapped))
+    return views
+
+
+def load_function(root: Path, manifest: dict[str, Any]) -> Callable[..., Any]:
+    """Unpickle the payload (hashes already checked), register the local modules shipped in
+    it and import the submodules the function reaches by attribute."""
+    data = (root / PAYLOAD).read_bytes()
+    payload = pickle.loads(data, buffers=map_buffers(root, manifest))
+    fn = payload
+    if isinstance(payload, tuple):
+        fn, modules = payload
+        for module in modules:
+            sys.modules.setdefault(module.__name__, module)
+    for name in manifest.get("loader_imports", ()):
+        importlib.import_module(name)
+    if not callable(fn):
+        raise _BundleError(
+            f"the payload of bundle `{manifest.get('name')}` is a "
+            f"{type(fn).__name__}, not a callable; pack a function"
+        )
+    return fn
+
+
+# ── JSON in: arguments ────────────────────────────────────────────────────────────────────
+
+
+def bind_json(fn: Callable[..., Any], value: Any) -> tuple[list[Any], dict[str, Any]]:
+    """A JSON array is positional arguments, an object keyword arguments, as over HTTP."""
+    if isinstance(value, list):
+        return value, {}
+    if isinstance(value, dict):
+        return [], value
+    params = _parameters(fn)
+    if len(params) == 1:
+        return [value], {}
+    raise _BundleError(
+        "arguments must be a JSON array (positional) or object (keyword), "
+        f"not {type(value).__name__}"
+    )
+
+
+def _parameters(fn: Callable[..., Any]) -> list[inspect.Parameter]:
+    try:
+        return list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return []
+
+
+def converter(fn: Callable[..., Any]) -> Optional[Callable[..., Any]]:
+    """A wrapper that turns JSON-shaped arguments into the types `fn` annotates (lists into
+    numpy arrays, objects into dataclasses or pydantic models, ISO strings into datetimes),
+    or None when no parameter needs it. Values already of the right type pass through, so
+    the wrapper is harmless for Python callers."""
+    try:
+        signature = inspect.signature(fn)
+        hints = typing.get_type_hints(fn)
+    except Exception:
+        return None
+    plans: dict[str, Callable[[Any], Any]] = {}
+    var_positional = None
+    for param in signature.parameters.values():
+        if param.name not in hints:
+            continue
+        plan = _plan(hints[param.name])
+        if plan is None:
+            continue
+        if param.kind is param.VAR_POSITIONAL:
+            var_positional = plan
+        elif param.kind is param.VAR_KEYWORD:
+            continue
+        else:
+            plans[param.name] = plan
+    if not plans and var_positional is None:
+        return None
+
+    import functools
+
+    @functools.wraps(fn)
+    def converting(*args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(*args, **kwargs)
+        for name, value in bound.arguments.items():
+            if name in plans:
+                bound.arguments[name] = plans[name](value)
+            elif var_positional is not None and signature.parameters[name].kind is (
+                inspect.Parameter.VAR_POSITIONAL
+            ):
+                bound.arguments[name] = tuple(var_positional(v) for v in value)
+        return fn(*bound.args, **bound.kwargs)
+
+    converting.__takeout_wrapped__ = fn  # type: ignore[attr-defined]
+    return converting
+
+
+def _plan(tp: Any) -> Optional[Callable[[Any], Any]]:
+    """How to convert a JSON value to `tp`, or None when JSON values already are fine."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is typing.Union or type(tp).__name__ == "UnionType":
+        inner = [_plan(a) for a in args if a is not type(None)]
+        real = [a for a in args if a is not type(None)]
+        if len(real) == 1 and inner[0] is not None:
+            one = inner[0]
+            return lambda v: None if v is None else one(v)
+        return None
+    if origin in (list, tuple, set, frozenset) or tp in (tuple, set, frozenset):
+        container = origin or tp
+        if container is tuple and args and args[-1] is not Ellipsis:  # tuple[int, str]
+            plans = [_plan(a) for a in args]
+            return lambda v: (
+                tuple(p(x) if p else x for p, x in zip(plans, v)) if isinstance(v, list) else v
+            )
+        item = _plan(args[0]) if args else None
+        if container is list and item is None:
+            return None
+        return lambda v: container(item(x) if item else x for x in v) if isinstance(v, list) else v
+    if origin is dict and len(args) == 2:
+        value_plan = _plan(args[1])
+        if value_plan is None:
+            return None
+        return lambda v: {k: value_plan(x) for k, x in v.items()} if isinstance(v, dict) else v
+    if not isinstance(tp, type):
+        numpy_alias = _numpy_alias(tp)
+        return numpy_alias
+    if dataclasses.is_dataclass(tp):
+        return _dataclass_plan(tp)
+    if issubclass(tp, enum.Enum):
+        return lambda v: v if isinstance(v, tp) else tp(v)
+    if tp is _dt.datetime:
+        return lambda v: _dt.datetime.fromisoformat(_z(v)) if isinstance(v, str) else v
+    if tp is _dt.date:
+        return lambda v: _dt.date.fromisoformat(v) if isinstance(v, str) else v
+    if tp is _dt.time:
+        return lambda v: _dt.time.fromisoformat(v) if isinstance(v, str) else v
+    if tp is decimal.Decimal:
+        return lambda v: decimal.Decimal(str(v)) if isinstance(v, (int, float, str)) else v
+    if tp is uuid.UUID:
+        return lambda v: uuid.UUID(v) if isinstance(v, str) else v
+    if issubclass(tp, PurePath):
+        return lambda v: tp(v) if isinstance(v, str) else v
+    module = tp.__module__.split(".")[0]
+    if module == "numpy" and tp.__name__ == "ndarray":
+        return _ndarray_plan(None)
+    if module == "pandas" and tp.__name__ in ("DataFrame", "Series"):
+        return lambda v: v if isinstance(v, tp) else tp(v)
+    if _is_pydantic_model(tp):
+        return lambda v: v if isinstance(v, tp) else tp.model_validate(v)
+    if _is_typeddict(tp):
+        hints = typing.get_type_hints(tp)
+        plans = {k: p for k, p in ((k, _plan(t)) for k, t in hints.items()) if p}
+        if not plans:
+            return None
+        return lambda v: (
+            {k: plans[k](x) if k in plans else x for k, x in v.items()}
+            if isinstance(v, dict)
+            else v
+        )
+    return None
+
+
+def _numpy_alias(tp: Any) -> Optional[Callable[[Any], Any]]:
+    """`numpy.typing.NDArray[np.float64]` and friends: an ndarray of that dtype."""
+    origin = typing.get_origin(tp)
+    if origin is None or getattr(origin, "__module__", "").split(".")[0] != "numpy":
+        return None
+    if getattr(origin, "__name__", "") != "ndarray":
+        return None
+    dtype = None
+    args = typing.get_args(tp)
+    if len(args) == 2:
+        dtype_args = typing.get_args(args[1])
+        if dtype_args and isinstance(dtype_args[0], type):
+            dtype = dtype_args[0]
+    return _ndarray_plan(dtype)
+
+
+def _ndarray_plan(dtype: Any) -> Callable[[Any], Any]:
+    import numpy
+
+    def convert(v: Any) -> Any:
+        if isinstance(v, numpy.ndarray):
+            return v
+        return numpy.asarray(v, dtype=dtype)
+
+    return convert
+
+
+def _dataclass_plan(tp: Any) -> Callable[[Any], Any]:
+    try:
+        hints = typing.get_type_hints(tp)
+    except Exception:
+        hints = {}
+    fields = {f.name: _plan(hints.get(f.name, Any)) for f in dataclasses.fields(tp)}
+
+    def convert(v: Any) -> Any:
+        if not isinstance(v, dict):
+            return v
+        return tp(**{k: fields[k](x) if fields.get(k) else x for k, x in v.items()})
+
+    return convert
+
+
+def _is_pydantic_model(tp: type) -> bool:
+    return any(
+        c.__name__ == "BaseModel" and c.__module__.startswith("pydantic") for c in tp.__mro__
+    ) and hasattr(tp, "model_validate")
+
+
+def _is_typeddict(tp: type) -> bool:
+    return issubclass(tp, dict) and hasattr(tp, "__required_keys__")
+
+
+def _z(text: str) -> str:
+    # fromisoformat accepts a trailing Z only from 3.11 on.
+    return text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
+
+
+# ── JSON out: results ─────────────────────────────────────────────────────────────────────
+
+
+class NotJSON(TypeError):
+    """A result holds a value with no JSON form; the message names its type."""
+
+
+def to_json(value: Any, _depth: int = 0) -> Any:
+    """A JSON-ready copy of `value`: numpy scalars and arrays, pandas objects, dataclasses,
+    datetimes, Decimals, UUIDs, enums, sets and tuples; NaN and ±Infinity become null."""
+    if _depth > 200:
+        raise NotJSON("the result is nested more than 200 levels deep")
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    deeper = _depth + 1
+    if isinstance(value, dict):
+        return {_key(k): to_json(v, deeper) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v, deeper) for v in value]
+    if isinstance(value, (set, frozenset)):
+        items = [to_json(v, deeper) for v in value]
+        try:
+            return sorted(items)
+        except TypeError:
+            return items
+    module = type(value).__module__.split(".")[0]
+    if module == "numpy":
+        if hasattr(value, "tolist"):  # ndarray and numpy scalars
+            return to_json(value.tolist(), deeper)
+    if module == "pandas":
+        if hasattr(value, "to_dict") and hasattr(value, "columns"):
+            return to_json(value.to_dict(orient="records"), deeper)
+        if hasattr(value, "tolist"):
+            return to_json(value.tolist(), deeper)
+        if hasattr(value, "isoformat"):  # Timestamp
+            return value.isoformat()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name), deeper) for f in dataclasses.fields(value)}
+    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
+        return value.isoformat()
+    if isinstance(value, _dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, decimal.Decimal):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if isinstance(value, enum.Enum):
+        return to_json(value.value, deeper)
+    if isinstance(value, (uuid.UUID, PurePath)):
+        return str(value)
+    if hasattr(value, "model_dump") and callable(value.model_dump):  # pydantic v2
+        return to_json(value.model_dump(mode="json"), deeper)
+    raise NotJSON(
+        f"a result of type `{type(value).__module__}.{type(value).__qualname__}` "
+        "has no JSON form; return lists, dicts, numbers or strings"
+    )
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, (int, float, bool)) or key is None:
+        return json.dumps(key)
+    converted = to_json(key)
+    return converted if isinstance(converted, str) else json.dumps(converted)
+
+
+def same(got: Any, want: Any, rel: float = 1e-6, abs_: float = 1e-9) -> bool:
+    """JSON values equal, numbers within a tolerance (bit-for-bit float equality across
+    BLAS builds is not something a user can promise)."""
+    if isinstance(want, bool) or isinstance(got, bool):
+        return got is want
+    if isinstance(want, (int, float)) and isinstance(got, (int, float)):
+        return math.isclose(got, want, rel_tol=rel, abs_tol=abs_)
+    if isinstance(want, list) and isinstance(got, list):
+        return len(got) == len(want) and all(same(g, w, rel, abs_) for g, w in zip(got, want))
+    if isinstance(want, dict) and isinstance(got, dict):
+        return got.keys() == want.keys() and all(same(got[k], want[k], rel, abs_) for k in want)
+    return bool(got == want)
+
+
+def call_example(fn: Callable[..., Any], example: dict[str, Any]) -> Any:
+    """Call with an example's JSON arguments, as the server would, and return JSON."""
+    return to_json(fn(*example.get("args", ()), **example.get("kwargs", {})))
+
+
+# ── standalone: `python -I _runtime.py BUNDLE` in a clean venv ───────────────────────────
+
+
+def _standalone(root: Path) -> dict[str, Any]:
+    import hashlib
+
+    manifest = parse_manifest((root / MANIFEST).read_bytes(), str(root))
+    for rel, expected in sorted(manifest.get("files", {}).items()):
+        digest = hashlib.sha256()
+        with open(root / rel, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        if f"sha256:{digest.hexdigest()}" != expected:
+            raise _BundleError(f"`{rel}` does not match its sha256 in manifest.json")
+    check_python(manifest)
+    fn = load_function(root, manifest)
+    fn = converter(fn) or fn
+    results = []
+    for index, example in enumerate(manifest.get("examples", ())):
+        try:
+            got = call_example(fn, example)
+        except Exception as err:
+            results.append({"index": index, "ok": False, "error": _describe(err)})
+            continue
+        ok = same(got, example.get("output"))
+        results.append({"index": index, "ok": ok, "output": got})
+    return {"loaded": True, "examples": results}
+
+
+def _describe(err: BaseException) -> dict[str, Any]:
+    described: dict[str, Any] = {"type": type(err).__name__, "message": str(err)}
+    if isinstance(err, ImportError) and err.name:
+        described["module"] = err.name
+    return described
+
+
+def main(argv: list[str]) -> int:
+    try:
+        out = _standalone(Path(argv[1]))
+    except BaseException as err:  # report, never a traceback: the parent explains it
+        out = {"loaded": False, "error": _describe(err)}
+    sys.stdout.write(json.dumps(out) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,546 @@
+"""Bundles: `takeout.pack` writes one, `takeout.load` checks and loads it.
+
+A bundle is a directory `NAME.takeout/`:
+
+    manifest.json     format "takeout/1": what the function is, needs and returns; the sha256
+                      of every other file; an optional HMAC-SHA256 signature
+    function.pkl      cloudpickle, protocol 5, large buffers out-of-band
+    buffers/NNNN.bin  each buffer of 1 MiB or more (numpy arrays), memory-mapped at load
+    requirements.txt  the direct pins, each with its reasons
+    pylock.toml       PEP 751 lock of the whole closure
+
+Packing writes into a temporary sibling directory and renames it into place at the end, so an
+error never leaves a half-written bundle behind. Loading checks the format, the signature and
+every hash before a single byte is unpickled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import types
+import typing
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+from . import _runtime
+from .errors import BundleError, UsageError
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: Buffers at least this large leave the pickle stream for a file of their own.
+OUT_OF_BAND_BYTES = 1 << 20
+SIGNING_KEY_ENV = "TAKEOUT_SIGNING_KEY"
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A bundle on disk."""
+
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest["name"])
+
+    def __repr__(self) -> str:
+        return f"<takeout.Bundle {self.name!r} at {str(self.path)!r}>"
+
+
+# ── pack ──────────────────────────────────────────────────────────────────────────────────
+
+
+def pack(
+    fn: Callable[..., Any],
+    path: Optional[PathLike] = None,
+    *,
+    name: Optional[str] = None,
+    examples: Optional[Sequence[Any]] = None,
+    require: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    signing_key: Union[str, bytes, None] = None,
+    overwrite: bool = False,
+) -> Bundle:
+    """Write `fn` as a bundle directory and return it.
+
+    `path` is the bundle directory itself (default `./NAME.takeout`); `examples` are argument
+    tuples or keyword dicts, run now and recorded with their outputs for `takeout verify`.
+    """
+    if not callable(fn):
+        raise UsageError(
+            f"`{_short(fn)}` is not callable; pass the function itself, e.g. "
+            "`takeout.pack(predict)`"
+        )
+    name = name if name is not None else _default_name(fn)
+    if not _NAME.match(name):
+        raise UsageError(
+            f"bundle name {name!r} is not usable in a URL; use letters, digits, `_`, `-` "
+            "and `.` (pass name=...)"
+        )
+    target = Path(path) if path is not None else Path.cwd() / f"{name}.takeout"
+    _check_target(target, overwrite)
+    key = _signing_key(signing_key)
+    recorded = _record_examples(fn, examples)
+
+    with _resolved_annotations(fn):
+        return _pack(fn, target, name, recorded, require, exclude, key)
+
+
+def _pack(
+    fn: Any,
+    target: Path,
+    name: str,
+    recorded: list[dict[str, Any]],
+    require: Iterable[str],
+    exclude: Iterable[str],
+    key: Optional[bytes],
+) -> Bundle:
+    from . import analysis, schema
+
+    found = analysis.analyse(
+        fn,
+        require=require,
+        exclude=exclude,
+        examples=[tuple(e["args"]) if e["args"] else e["kwargs"] for e in recorded] or None,
+        call=_runtime.converter(fn) or fn,
+    )
+    report = found.report
+    function = {
+        "module": getattr(fn, "__module__", None),
+        "qualname": getattr(fn, "__qualname__", None) or type(fn).__qualname__,
+        **schema.describe(fn),
+    }
+    manifest: dict[str, Any] = {
+        "format": _runtime.FORMAT,
+        "name": name,
+        "created_by": f"takeout {_version()}",
+        "function": function,
+        "python": {**_runtime.python_facts(), "markers": _markers()},
+        "requirements": [_requirement(d) for d in report.distributions if d.requirement],
+        "shipped": [
+            {"name": d.name, "kind": d.kind, "modules": list(d.modules)}
+            for d in report.distributions
+            if not d.requirement
+        ],
+        "lock": report.lock,
+        "runtime": report.runtime,
+        "loader_imports": report.loader_imports,
+        "excluded": report.excluded,
+        "missing": report.missing,
+        "warnings": report.warnings,
+        "examples": recorded,
+    }
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would hide the bundle from a server user
+    try:
+        manifest["buffers"] = _write_payload(tmp, found, fn)
+        (tmp / "requirements.txt").write_text(_requirements_txt(manifest), encoding="utf-8")
+        (tmp / "pylock.toml").write_text(_pylock(manifest, report), encoding="utf-8")
+        files = ["function.pkl", "requirements.txt", "pylock.toml"]
+        files += [b["file"] for b in manifest["buffers"]]
+        manifest["files"] = _core().hash_files(str(tmp), files)
+        text = json.dumps(manifest, indent=2, ensure_ascii=False, sort_keys=False)
+        if key is not None:
+            manifest["signature"] = _core().sign_manifest(text, key)
+            text = json.dumps(manifest, indent=2, ensure_ascii=False)
+        (tmp / _runtime.MANIFEST).write_text(text + "\n", encoding="utf-8")
+        _replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Bundle(target.resolve(), manifest)
+
+
+@contextlib.contextmanager
+def _resolved_annotations(fn: Any) -> Iterator[None]:
+    """Ship evaluated annotations: string ones (`from __future__ import annotations`) name
+    globals the function body may not use, which cloudpickle then leaves behind, and the
+    loader could not resolve them to convert JSON arguments."""
+    annotations = getattr(fn, "__annotations__", None)
+    if not isinstance(fn, types.FunctionType) or not annotations:
+        yield
+        return
+    if not any(isinstance(v, str) for v in annotations.values()):
+        yield
+        return
+    try:
+        resolved = typing.get_type_hints(fn, include_extras=True)
+    except Exception:  # unresolvable: ship the strings, the schema says "any JSON"
+        yield
+        return
+    fn.__annotations__ = {k: resolved.get(k, v) for k, v in annotations.items()}
+    try:
+        yield
+    finally:
+        fn.__annotations__ = annotations
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _default_name(fn: Any) -> str:
+    name = getattr(fn, "__name__", None) or type(fn).__name__
+    return "function" if name == "<lambda>" else name
+
+
+def _check_target(target: Path, overwrite: bool) -> None:
+    if not target.exists():
+        return
+    if not overwrite:
+        raise UsageError(
+            f"`{target}` already exists; pass overwrite=True (or --force) to replace it, "
+            "or choose another path"
+        )
+    if not (target / _runtime.MANIFEST).is_file():
+        raise UsageError(
+            f"`{target}` exists and is not a takeout bundle; refusing to replace it, "
+            "choose another path"
+        )
+
+
+def _replace(tmp: Path, target: Path) -> None:
+    """Move the finished bundle into place; an old bundle is moved aside first and removed
+    only once the new one is there."""
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+        try:
+            os.replace(tmp, target)
+        except BaseException:
+            os.replace(old, target)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, target)
+
+
+def _write_payload(tmp: Path, found: Any, fn: Any) -> list[dict[str, Any]]:
+    from . import _pickling
+
+    buffers: list[dict[str, Any]] = []
+    (tmp / "buffers").mkdir()
+
+    def keep_large_out_of_band(buffer: Any) -> bool:
+        raw = buffer.raw()
+        if raw.nbytes < OUT_OF_BAND_BYTES:
+            return True  # in-band: small buffers are cheaper inside the stream
+        rel = f"buffers/{len(buffers):04d}.bin"
+        with open(tmp / rel, "wb") as fh:
+            fh.write(raw)
+        buffers.append({"file": rel, "size": raw.nbytes})
+        return False
+
+    with _pickling.by_value(found.by_value), open(tmp / "function.pkl", "wb") as fh:
+        try:
+            _pickling.TakeoutPickler(fh, buffer_callback=keep_large_out_of_band).dump(
+                found.payload(fn)
+            )
+        except Exception as err:  # analysis pickled it already; only I/O can fail here
+            raise BundleError(f"could not write function.pkl: {err}") from err
+    if not buffers:
+        (tmp / "buffers").rmdir()
+    return buffers
+
+
+def _record_examples(fn: Any, examples: Optional[Sequence[Any]]) -> list[dict[str, Any]]:
+    """Each example as JSON arguments, and the output of calling `fn` with exactly those JSON
+    arguments, converted as the server converts them: what verify and clients will send."""
+    if examples is None:
+        return []
+    if isinstance(examples, (str, bytes, dict)):
+        raise UsageError(
+            "examples takes a list of argument tuples or keyword dicts, e.g. "
+            "examples=[(1.0, 2.0)] or examples=[{'x': 1.0}]"
+        )
+    call = _runtime.converter(fn) or fn
+    recorded = []
+    for index, example in enumerate(examples, 1):
+        if isinstance(example, dict):
+            args, kwargs = [], dict(example)
+        elif isinstance(example, (tuple, list)):
+            args, kwargs = list(example), {}
+        else:
+            raise UsageError(
+                f"example {index} is a {type(example).__name__}; give a tuple of positional "
+                "arguments or a dict of keyword arguments"
+            )
+        try:
+            entry = {
+                "args": _runtime.to_json(args),
+                "kwargs": _runtime.to_json(kwargs),
+            }
+        except TypeError as err:
+            raise UsageError(f"example {index} cannot be written as JSON: {err}") from None
+        try:
+            entry["output"] = _runtime.call_example(call, entry)
+        except _runtime.NotJSON as err:
+            raise BundleError(f"example {index}: {err}") from None
+        except Exception as err:
+            raise BundleError(
+                f"example {index} raised {type(err).__name__}: {err}; fix the example or "
+                "the function before packing"
+            ) from None
+        recorded.append(entry)
+    return recorded
+
+
+def _requirement(dist: Any) -> dict[str, Any]:
+    return {
+        "name": dist.name,
+        "version": dist.version,
+        "requirement": dist.requirement,
+        "kind": dist.kind,
+        "modules": list(dist.modules),
+        # What the code shows first, what tracing saw last.
+        "reasons": sorted(dist.reasons, key=lambda r: r.startswith("ran during example")),
+    }
+
+
+def _requirements_txt(manifest: dict[str, Any]) -> str:
+    lines = [
+        f"# {manifest['name']}: direct requirements, pinned to the packing environment.",
+        "# The whole closure is in pylock.toml.",
+    ]
+    for req in manifest["requirements"]:
+        reason = "; ".join(req["reasons"][:3]) or "imported by the function"
+        lines.append(f"{req['requirement']}  # {_one_line(reason)}")
+    for pin in manifest["runtime"]:
+        lines.append(f"{pin}  # loads function.pkl")
+    return "\n".join(lines) + "\n"
+
+
+def _pylock(manifest: dict[str, Any], report: Any) -> str:
+    """PEP 751 lock of the closure, with the wheel URLs and hashes of each pin.
+
+    The pins are ours (from the installed metadata); uv only looks up their files on the
+    configured index (`--no-deps`: it adds nothing). Without an index, the lock keeps names
+    and versions and says so in the manifest's warnings.
+    """
+    pins = list(dict.fromkeys([*manifest["lock"], *manifest["runtime"]]))
+    minor = manifest["python"]["minor"]
+    if not pins:
+        return f'lock-version = "1.0"\ncreated-by = "takeout"\nrequires-python = "=={minor}.*"\n'
+    from .verify import _uv_bin
+
+    cmd = [_uv_bin(), "pip", "compile", "-", "-q", "--no-deps", "--no-header"]
+    cmd += ["--format", "pylock.toml", "--python-version", minor]
+    try:
+        out = subprocess.run(
+            cmd, input="\n".join(pins), capture_output=True, text=True, timeout=300
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        out = subprocess.CompletedProcess(cmd, 1, "", str(err))
+    if out.returncode == 0 and "[[packages]]" in out.stdout:
+        return out.stdout
+    reason = (out.stderr.strip().splitlines() or ["no output"])[-1]
+    manifest["warnings"].append(
+        f"pylock.toml has names and versions but no file hashes: the index could not be "
+        f"reached ({reason}); requirements.txt installs the same pins"
+    )
+    required_by = {e.pin: ", ".join(e.required_by) for e in report.lock_entries}
+    lines = ['lock-version = "1.0"', 'created-by = "takeout"', f'requires-python = "=={minor}.*"']
+    for pin in sorted(pins, key=str.lower):
+        name, _, version = pin.partition("==")
+        lines += [
+            "",
+            "[[packages]]",
+            f"name = {_toml_str(name)}",
+            f"version = {_toml_str(version)}",
+        ]
+        if pin in required_by:
+            lines.append(f"# required by: {_one_line(required_by[pin])}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_str(text: str) -> str:
+    return json.dumps(text)  # a JSON string is a valid TOML basic string
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _markers() -> dict[str, str]:
+    from . import _env
+
+    return dict(_env.marker_values())
+
+
+def _version() -> str:
+    return _core().__version__
+
+
+def _core() -> Any:
+    from . import _core
+
+    return _core
+
+
+def _short(obj: Any) -> str:
+    text = repr(obj)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# ── load ──────────────────────────────────────────────────────────────────────────────────
+
+
+def _signing_key(key: Union[str, bytes, None]) -> Optional[bytes]:
+    if key is None:
+        env = os.environ.get(SIGNING_KEY_ENV)
+        return env.encode() if env else None
+    if isinstance(key, str):
+        key = key.encode()
+    if not isinstance(key, (bytes, bytearray)) or not key:
+        raise UsageError(
+            "signing_key must be a non-empty str or bytes; pass the key or leave it unset"
+        )
+    return bytes(key)
+
+
+def bundle_dir(path: PathLike) -> Path:
+    """The bundle directory at `path`, or a one-sentence error saying what `path` is."""
+    root = Path(path)
+    if not root.exists():
+        raise UsageError(f"`{root}` does not exist; pass the directory written by takeout pack")
+    if not root.is_dir():
+        raise UsageError(
+            f"`{root}` is a file, not a bundle directory; pass the directory written by "
+            "takeout pack"
+        )
+    if not (root / _runtime.MANIFEST).is_file():
+        raise BundleError(
+            f"`{root}` is not a takeout bundle (no {_runtime.MANIFEST}); pass the directory "
+            "written by takeout pack"
+        )
+    return root
+
+
+def read_manifest(path: PathLike, *, signing_key: Union[str, bytes, None] = None) -> dict[str, Any]:
+    """The manifest after checking format, signature and every file's sha256."""
+    root = bundle_dir(path)
+    text = (root / _runtime.MANIFEST).read_bytes()
+    manifest = _runtime.parse_manifest(text, str(root))
+    core = _core()
+    core.check_signature(text.decode("utf-8", "replace"), _signing_key(signing_key))
+    files = manifest.get("files")
+    if not isinstance(files, dict) or "function.pkl" not in files:
+        raise BundleError(
+            f"`{root}/{_runtime.MANIFEST}` does not list the sha256 of function.pkl; "
+            "pack the bundle again"
+        )
+    large = {b["file"] for b in manifest.get("buffers", ()) if isinstance(b, dict)}
+    core.verify_files(str(root), {k: v for k, v in files.items() if k not in large})
+    _verify_large(root, {k: v for k, v in files.items() if k in large})
+    return manifest
+
+
+def load(path: PathLike, *, signing_key: Union[str, bytes, None] = None) -> Callable[..., Any]:
+    """The bundle's function, ready to call, after every check `read_manifest` makes and a
+    check of the Python implementation and minor version.
+
+    Arguments in their JSON shape (lists for annotated numpy arrays, dicts for dataclasses,
+    ISO strings for datetimes) are converted to the annotated types; values that already
+    have those types pass through.
+    """
+    fn, _ = load_with_manifest(path, signing_key=signing_key)
+    return fn
+
+
+def load_with_manifest(
+    path: PathLike, *, signing_key: Union[str, bytes, None] = None
+) -> tuple[Callable[..., Any], dict[str, Any]]:
+    """`load`, also returning the verified manifest (for servers and the CLI)."""
+    root = bundle_dir(path)
+    manifest = read_manifest(root, signing_key=signing_key)
+    _runtime.check_python(manifest)
+    try:
+        fn = _runtime.load_function(root, manifest)
+    except BundleError:
+        raise
+    except ImportError as err:
+        raise BundleError(
+            f"loading bundle `{manifest.get('name')}` needs module `{err.name}`, which is not "
+            f"installed here; install the bundle's requirements.txt"
+        ) from err
+    return (_runtime.converter(fn) or fn), manifest
+
+
+# Hashing a multi-GB buffer costs seconds, and every worker process and restart would pay it
+# again. A buffer whose digest was checked is remembered together with the file's identity
+# (device, inode, size, mtime and ctime in ns); any write to the file changes its ctime,
+# which user space cannot set back, so an unchanged identity means unchanged bytes.
+def _verify_large(root: Path, files: dict[str, str]) -> None:
+    if not files:
+        return
+    cache = _cache_dir()
+    todo: dict[str, str] = {}
+    stamps: dict[str, list[int]] = {}
+    for rel, digest in files.items():
+        try:
+            st = os.stat(root / rel)
+        except OSError:
+            todo[rel] = digest
+            continue
+        stamp = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+        stamps[rel] = stamp
+        entry = cache / digest.replace(":", "-") if cache else None
+        try:
+            if entry is not None and json.loads(entry.read_text()) == stamp:
+                continue
+        except (OSError, ValueError):
+            pass
+        todo[rel] = digest
+    if not todo:
+        return
+    _core().verify_files(str(root), todo)
+    if cache is None:
+        return
+    for rel, digest in todo.items():
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            (cache / digest.replace(":", "-")).write_text(json.dumps(stamps[rel]))
+        except (OSError, KeyError):
+            return  # a read-only home only costs a re-hash next time
+
+
+def _cache_dir() -> Optional[Path]:
+    if os.environ.get("TAKEOUT_NO_CACHE"):
+        return None
+    base = os.environ.get("TAKEOUT_CACHE_DIR")
+    if base:
+        return Path(base) / "verified"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    home = Path(xdg) if xdg else Path.home() / ".cache"
+    return home / "takeout" / "verified"
+
+
+def call(path: PathLike, arguments: Any, *, signing_key: Union[str, bytes, None] = None) -> Any:
+    """Load the bundle and call it once with JSON arguments; the JSON result."""
+    fn, _ = load_with_manifest(path, signing_key=signing_key)
+    args, kwargs = _runtime.bind_json(fn, arguments)
+    return _runtime.to_json(fn(*args, **kwargs))
+
+
+__all__ = [
+    "Bundle",
+    "bundle_dir",
+    "call",
+    "load",
+    "load_with_manifest",
+    "pack",
+    "read_manifest",
+]

@@ -1,0 +1,68 @@
+"""The `takeout` console script.
+
+Each group of subcommands lives in the module that owns the feature (`_bundle`: verify, call,
+export; `_serve`: serve; `_notebook`: deps, pack, slice) and registers itself on the parser;
+this module only builds the parser and turns errors into one sentence and an exit status:
+0 success, 1 a failed check, 2 bad usage. Modules here import nothing heavy at top level so
+that `takeout call` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, Optional
+
+from ..errors import TakeoutError, UsageError
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    from . import _bundle, _notebook, _serve
+
+    parser = argparse.ArgumentParser(
+        prog="takeout",
+        description="Take one function out of a Jupyter notebook and ship it as a service.",
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the Python traceback of an error"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for module in (_notebook, _bundle, _serve):
+        module.register(sub)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        print("takeout: interrupted", file=sys.stderr)
+        return 130
+    except TakeoutError as err:
+        if args.debug:
+            raise
+        print(f"takeout: error: {err}", file=sys.stderr)
+        return 2 if isinstance(err, UsageError) else 1
+
+
+def print_json(value: Any) -> None:
+    """What `--json` prints: one JSON document on stdout, nothing else."""
+    json.dump(value, sys.stdout, indent=2, ensure_ascii=False, default=str)
+    sys.stdout.write("\n")
+
+
+def parse_json_arg(text: str, what: str) -> Any:
+    """Parse a JSON command-line argument, or raise a one-sentence usage error."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UsageError(
+            f"{what} is not valid JSON ({err.msg} at column {err.colno}); "
+            "quote it for the shell, e.g. '{\"x\": 1}'"
+        ) from None

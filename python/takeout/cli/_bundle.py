@@ -1,0 +1,82 @@
+"""`takeout verify` and `takeout call`: the bundle subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add this module's subcommands to `sub`."""
+    verify = sub.add_parser(
+        "verify",
+        help="install the bundle's lock in a fresh venv and replay its examples there",
+        description="Create a fresh virtual environment with uv for the bundle's Python, "
+        "install exactly its lock, load it there and run every recorded example. "
+        "Exit status 1 when a check fails.",
+    )
+    verify.add_argument("bundle", metavar="BUNDLE")
+    verify.add_argument("--json", action="store_true", help="print the result as JSON")
+    verify.add_argument(
+        "--find-links",
+        action="append",
+        default=[],
+        metavar="DIR|URL",
+        help="also look for distributions here (passed to uv)",
+    )
+    verify.add_argument("--offline", action="store_true", help="install from uv's cache only")
+    verify.add_argument("--keep", action="store_true", help="keep the venv for inspection")
+    verify.set_defaults(run=_verify)
+
+    call = sub.add_parser(
+        "call",
+        help="load the bundle and call it once with JSON arguments",
+        description="JSON object = keyword arguments, JSON array = positional arguments. "
+        "Prints the JSON result.",
+    )
+    call.add_argument("bundle", metavar="BUNDLE")
+    call.add_argument("arguments", metavar="JSON")
+    call.add_argument(
+        "--signing-key",
+        default=None,
+        help="key for a signed bundle (default: $TAKEOUT_SIGNING_KEY)",
+    )
+    call.set_defaults(run=_call)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from ..verify import verify
+    from . import print_json
+
+    result = verify(
+        args.bundle,
+        find_links=args.find_links,
+        offline=args.offline,
+        progress=not args.json,
+        keep=args.keep,
+    )
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        print(result)
+    return 0 if result.ok else 1
+
+
+def _call(args: argparse.Namespace) -> int:
+    import json
+
+    from ..bundle import call
+    from ..errors import TakeoutError
+    from . import parse_json_arg
+
+    arguments = parse_json_arg(args.arguments, "JSON")
+    try:
+        result: Any = call(args.bundle, arguments, signing_key=args.signing_key)
+    except TakeoutError:
+        raise
+    except Exception as err:  # the function raised: its type and message, as a failed check
+        print(f"takeout: error: the function raised {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+    sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+    return 0

@@ -1,0 +1,275 @@
+"""`takeout.verify`: prove a bundle runs in a clean virtual environment.
+
+The check builds a fresh venv with `uv` for the bundle's Python, installs exactly the
+bundle's lock (and the cloudpickle pin the stream needs), then loads the bundle there with a
+copy of `takeout._runtime` (standard library only) run in isolated mode from an empty
+directory, and replays every recorded example. Nothing of the packing environment leaks in:
+no site-packages, no `PYTHONPATH`, not the notebook's folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+from . import _runtime
+from .bundle import PathLike, bundle_dir, read_manifest
+from .errors import BundleError
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class ExampleCheck:
+    index: int
+    ok: bool
+    expected: Any = None
+    output: Any = None
+    error: Optional[str] = None
+
+
+@dataclass
+class VerifyResult:
+    """What `takeout.verify` found; `ok` is True only when the bundle loaded and every
+    recorded example gave its recorded output."""
+
+    bundle: str
+    ok: bool
+    python: str
+    installed: list[str]
+    examples: list[ExampleCheck] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bundle": self.bundle,
+            "ok": self.ok,
+            "python": self.python,
+            "installed": self.installed,
+            "examples": [vars(e) for e in self.examples],
+            "problems": self.problems,
+            "seconds": round(self.seconds, 3),
+        }
+
+    def __str__(self) -> str:
+        head = "ok" if self.ok else "FAILED"
+        lines = [
+            f"takeout verify · {self.bundle} · {head} in {self.seconds:.1f} s",
+            f"  clean venv: {self.python}, {len(self.installed)} distributions: "
+            + (", ".join(self.installed) or "(none)"),
+        ]
+        if not self.examples and self.ok:
+            lines.append("  loaded; no examples recorded, so no call was checked")
+        for check in self.examples:
+            if check.ok:
+                lines.append(f"  example {check.index + 1}: ok → {_short(check.output)}")
+            elif check.error:
+                lines.append(f"  example {check.index + 1}: raised {check.error}")
+            else:
+                lines.append(
+                    f"  example {check.index + 1}: returned {_short(check.output)}, "
+                    f"expected {_short(check.expected)}"
+                )
+        lines.extend(f"  problem: {p}" for p in self.problems)
+        return "\n".join(lines)
+
+
+def verify(
+    path: PathLike,
+    *,
+    find_links: Sequence[Union[str, os.PathLike[str]]] = (),
+    offline: bool = False,
+    progress: Union[bool, Progress] = False,
+    keep: bool = False,
+) -> VerifyResult:
+    """Check `path` in a fresh venv; see the module docstring. `progress=True` prints each
+    step (and uv's install progress) to stderr; `keep=True` leaves the venv for inspection."""
+    started = time.perf_counter()
+    root = bundle_dir(path).resolve()
+    manifest = read_manifest(root)
+    say = _progress(progress)
+    pins = list(dict.fromkeys([*manifest.get("lock", ()), *manifest.get("runtime", ())]))
+    work = Path(tempfile.mkdtemp(prefix="takeout-verify-"))
+    try:
+        python = _make_venv(work / "venv", manifest, say)
+        if pins:
+            say(f"installing {len(pins)} distributions: {', '.join(pins)}")
+            flags = _index_flags(find_links, offline)
+            _uv(
+                ["pip", "install", "--python", str(python), *flags, *pins],
+                show=progress is not False,
+                what="installing the lock",
+            )
+        say("loading the bundle and running its examples in the clean venv")
+        run_dir = work / "run"  # empty: nothing importable but the runtime itself
+        run_dir.mkdir()
+        runtime = run_dir / "takeout_runtime.py"
+        shutil.copyfile(_runtime.__file__, runtime)
+        out = subprocess.run(
+            [str(python), "-I", str(runtime), str(root)],
+            capture_output=True,
+            text=True,
+            cwd=run_dir,
+            env=_clean_env(),
+        )
+        facts = _parse(out)
+        result = _judge(manifest, facts, pins, _python_label(python))
+    finally:
+        if keep:
+            say(f"kept the clean venv in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _progress(progress: Union[bool, Progress]) -> Progress:
+    if callable(progress):
+        return progress
+    if progress:
+        return lambda message: print(f"takeout: {message}", file=sys.stderr, flush=True)
+    return lambda message: None
+
+
+def _uv_bin() -> str:
+    from uv import find_uv_bin
+
+    return str(find_uv_bin())
+
+
+def _uv(args: list[str], *, show: bool, what: str) -> None:
+    cmd = [_uv_bin(), *args]
+    if not show:
+        cmd.insert(2, "-q") if args[0] == "pip" else cmd.insert(1, "-q")
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None if show else subprocess.PIPE)
+    if out.returncode != 0:
+        detail = (out.stderr or b"").decode(errors="replace").strip().splitlines()
+        last = detail[-1].strip() if detail else f"uv exited with status {out.returncode}"
+        raise BundleError(
+            f"{what} failed: {last}; check the package index (or pass --find-links/--offline)"
+        )
+
+
+def _index_flags(find_links: Sequence[Any], offline: bool) -> list[str]:
+    flags: list[str] = []
+    for location in find_links:
+        flags += ["--find-links", str(location)]
+    if offline:
+        flags.append("--offline")
+    return flags
+
+
+def _make_venv(venv: Path, manifest: dict[str, Any], say: Progress) -> Path:
+    want = manifest.get("python") or {}
+    have = _runtime.python_facts()
+    # The running interpreter is the fastest source when it is the bundle's kind and minor;
+    # the venv never sees its site-packages either way.
+    if (want.get("implementation"), want.get("minor")) == (have["implementation"], have["minor"]):
+        interpreter = sys.executable  # uv starts from its base interpreter if it is a venv
+    else:
+        interpreter = f"{want.get('implementation', 'cpython')}{want.get('minor', '')}"
+    say(f"creating a clean venv for {want.get('implementation')} {want.get('minor')}")
+    _uv(["venv", "--python", interpreter, str(venv)], show=False, what="creating the venv")
+    python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    return python
+
+
+def _clean_env() -> dict[str, str]:
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+    env = {k: v for k, v in os.environ.items() if k in keep}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def _python_label(python: Path) -> str:
+    out = subprocess.run(
+        [str(python), "-c", "import platform; print(platform.python_version())"],
+        capture_output=True,
+        text=True,
+    )
+    return f"Python {out.stdout.strip() or '?'}"
+
+
+def _parse(out: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    for line in reversed(out.stdout.splitlines()):
+        try:
+            parsed = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(parsed, dict) and "loaded" in parsed:
+            return parsed
+    tail = (out.stderr.strip().splitlines() or ["no output"])[-1]
+    return {
+        "loaded": False,
+        "error": {"type": "Crash", "message": f"the loader exited with {out.returncode}: {tail}"},
+    }
+
+
+def _judge(
+    manifest: dict[str, Any], facts: dict[str, Any], pins: list[str], python: str
+) -> VerifyResult:
+    result = VerifyResult(bundle=str(manifest.get("name")), ok=False, python=python, installed=pins)
+    if not facts.get("loaded"):
+        result.problems.append("loading failed: " + _explain(facts.get("error") or {}))
+        return result
+    expected = manifest.get("examples", ())
+    for raw in facts.get("examples", ()):
+        index = raw["index"]
+        check = ExampleCheck(index=index, ok=bool(raw["ok"]), expected=expected[index]["output"])
+        check.output = raw.get("output")
+        if raw.get("error"):
+            check.error = _explain(raw["error"])
+            result.problems.append(f"example {index + 1} raised {check.error}")
+        elif not check.ok:
+            result.problems.append(
+                f"example {index + 1} returned {_short(check.output)} but "
+                f"{_short(check.expected)} was recorded at pack time"
+            )
+        result.examples.append(check)
+    result.ok = not result.problems
+    return result
+
+
+def _explain(error: dict[str, Any]) -> str:
+    """The error, and for a missing module the requirement that would bring it."""
+    text = f"{error.get('type', 'Error')}: {error.get('message', '')}"
+    module = error.get("module")
+    if error.get("type") in ("ModuleNotFoundError", "ImportError") and module:
+        dist = _distribution_of(module)
+        if dist:
+            return f"No module named {module!r} — add --require {dist}"
+        return (
+            f"No module named {module!r} — install the distribution that provides it and add "
+            "--require NAME"
+        )
+    return text
+
+
+def _distribution_of(module: str) -> Optional[str]:
+    from . import _env
+
+    env = _env.current()
+    top = module.split(".")[0]
+    resolution = env.resolve(top)
+    if resolution.dist_id is None:
+        return None
+    name = env.distribution(resolution.dist_id).name
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
