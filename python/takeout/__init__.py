@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .analysis import deps
     from .bundle import Bundle, load, pack
     from .report import Report
-    from .verify import verify
+    from .verification import verify
 
 __all__ = ["Bundle", "Report", "TakeoutError", "deps", "load", "pack", "verify"]
 
@@ -28,7 +28,7 @@ _LAZY = {
     "pack": ("bundle", "pack"),
     "load": ("bundle", "load"),
     "Bundle": ("bundle", "Bundle"),
-    "verify": ("verify", "verify"),
+    "verify": ("verification", "verify"),
 }
 
 

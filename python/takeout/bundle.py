@@ -334,7 +334,7 @@ def _pylock(manifest: dict[str, Any], report: Any) -> str:
     minor = manifest["python"]["minor"]
     if not pins:
         return f'lock-version = "1.0"\ncreated-by = "takeout"\nrequires-python = "=={minor}.*"\n'
-    from .verify import _uv_bin
+    from .verification import _uv_bin
 
     cmd = [_uv_bin(), "pip", "compile", "-", "-q", "--no-deps", "--no-header"]
     cmd += ["--format", "pylock.toml", "--python-version", minor]

@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from ..verify import verify
+    from ..verification import verify
     from . import print_json
 
     result = verify(
