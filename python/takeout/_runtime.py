@@ -9,23 +9,21 @@ the same functions, after checking hashes and signature with the Rust core.
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as _dt
-import decimal
-import enum
 import importlib
-import inspect
 import json
 import math
 import mmap
 import os
 import pickle
-import platform
 import sys
-import typing
-import uuid
-from pathlib import Path, PurePath
-from typing import Any, Callable, Optional
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+if TYPE_CHECKING:
+    import inspect
+
+# Only what every load needs is imported up front: `takeout call` is a fresh process each
+# time, and its start-up is budgeted. Modules for rarer types are imported where used.
 
 FORMAT = "takeout/1"
 MANIFEST = "manifest.json"
@@ -75,7 +73,7 @@ def python_facts() -> dict[str, Any]:
     impl = sys.implementation.name
     return {
         "implementation": impl,
-        "version": platform.python_version(),
+        "version": "{}.{}.{}".format(*sys.version_info[:3]),
         "minor": f"{sys.version_info[0]}.{sys.version_info[1]}",
     }
 
@@ -161,6 +159,8 @@ def bind_json(fn: Callable[..., Any], value: Any) -> tuple[list[Any], dict[str, 
 
 
 def _parameters(fn: Callable[..., Any]) -> list[inspect.Parameter]:
+    import inspect
+
     try:
         return list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
@@ -172,6 +172,11 @@ def converter(fn: Callable[..., Any]) -> Optional[Callable[..., Any]]:
     numpy arrays, objects into dataclasses or pydantic models, ISO strings into datetimes),
     or None when no parameter needs it. Values already of the right type pass through, so
     the wrapper is harmless for Python callers."""
+    if not getattr(fn, "__annotations__", None) and not hasattr(fn, "__wrapped__"):
+        return None  # nothing to convert to, and no need to import inspect and typing
+    import inspect
+    import typing
+
     try:
         signature = inspect.signature(fn)
         hints = typing.get_type_hints(fn)
@@ -214,6 +219,14 @@ def converter(fn: Callable[..., Any]) -> Optional[Callable[..., Any]]:
 
 def _plan(tp: Any) -> Optional[Callable[[Any], Any]]:
     """How to convert a JSON value to `tp`, or None when JSON values already are fine."""
+    import dataclasses
+    import datetime as _dt
+    import decimal
+    import enum
+    import typing
+    import uuid
+    from pathlib import PurePath
+
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin is typing.Union or type(tp).__name__ == "UnionType":
@@ -280,6 +293,8 @@ def _plan(tp: Any) -> Optional[Callable[[Any], Any]]:
 
 def _numpy_alias(tp: Any) -> Optional[Callable[[Any], Any]]:
     """`numpy.typing.NDArray[np.float64]` and friends: an ndarray of that dtype."""
+    import typing
+
     origin = typing.get_origin(tp)
     if origin is None or getattr(origin, "__module__", "").split(".")[0] != "numpy":
         return None
@@ -306,6 +321,9 @@ def _ndarray_plan(dtype: Any) -> Callable[[Any], Any]:
 
 
 def _dataclass_plan(tp: Any) -> Callable[[Any], Any]:
+    import dataclasses
+    import typing
+
     try:
         hints = typing.get_type_hints(tp)
     except Exception:
@@ -353,6 +371,13 @@ def to_json(value: Any, _depth: int = 0) -> Any:
         return int(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else None
+    import dataclasses
+    import datetime as _dt
+    import decimal
+    import enum
+    import uuid
+    from pathlib import PurePath
+
     deeper = _depth + 1
     if isinstance(value, dict):
         return {_key(k): to_json(v, deeper) for k, v in value.items()}

@@ -20,13 +20,7 @@ import contextlib
 import json
 import os
 import re
-import shutil
-import subprocess
-import tempfile
-import types
-import typing
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
@@ -41,12 +35,17 @@ SIGNING_KEY_ENV = "TAKEOUT_SIGNING_KEY"
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
-@dataclass(frozen=True)
 class Bundle:
-    """A bundle on disk."""
+    """A bundle on disk: its directory and its manifest.
 
-    path: Path
-    manifest: dict[str, Any]
+    A plain class rather than a dataclass: importing dataclasses (and the inspect module it
+    pulls in) would cost `takeout call` a few milliseconds of its start-up budget."""
+
+    __slots__ = ("manifest", "path")
+
+    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+        self.path = path
+        self.manifest = manifest
 
     @property
     def name(self) -> str:
@@ -104,6 +103,9 @@ def _pack(
     exclude: Iterable[str],
     key: Optional[bytes],
 ) -> Bundle:
+    import shutil
+    import tempfile
+
     from . import analysis, schema
 
     found = analysis.analyse(
@@ -167,6 +169,9 @@ def _resolved_annotations(fn: Any) -> Iterator[None]:
     """Ship evaluated annotations: string ones (`from __future__ import annotations`) name
     globals the function body may not use, which cloudpickle then leaves behind, and the
     loader could not resolve them to convert JSON arguments."""
+    import types
+    import typing
+
     annotations = getattr(fn, "__annotations__", None)
     if not isinstance(fn, types.FunctionType) or not annotations:
         yield
@@ -215,6 +220,8 @@ def _check_target(target: Path, overwrite: bool) -> None:
 def _replace(tmp: Path, target: Path) -> None:
     """Move the finished bundle into place; an old bundle is moved aside first and removed
     only once the new one is there."""
+    import shutil
+
     if target.exists():
         old = target.with_name(f".{target.name}.old-{os.getpid()}")
         os.replace(target, old)
@@ -334,6 +341,8 @@ def _pylock(manifest: dict[str, Any], report: Any) -> str:
     minor = manifest["python"]["minor"]
     if not pins:
         return f'lock-version = "1.0"\ncreated-by = "takeout"\nrequires-python = "=={minor}.*"\n'
+    import subprocess
+
     from .verification import _uv_bin
 
     cmd = [_uv_bin(), "pip", "compile", "-", "-q", "--no-deps", "--no-header"]
