@@ -53,3 +53,4 @@ test: lint test-rust test-python ## everything CI runs
 .PHONY: bench
 bench: install ## benchmarks; ratio tables on stdout
 	$(PY) bench/deps.py
+	$(PY) bench/bundle.py

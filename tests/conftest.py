@@ -19,7 +19,8 @@ def run_cells(*cells: str) -> dict[str, Any]:
     classes defined there have `__module__ == "__main__"` and travel by value."""
     ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
     for i, cell in enumerate(cells):
-        code = compile(textwrap.dedent(cell), f"<cell {i}>", "exec")
+        # dont_inherit: cells must not inherit this file's `from __future__ import annotations`.
+        code = compile(textwrap.dedent(cell), f"<cell {i}>", "exec", dont_inherit=True)
         exec(code, ns)
     return ns
 

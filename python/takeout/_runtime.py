@@ -279,7 +279,10 @@ def _plan(tp: Any) -> Optional[Callable[[Any], Any]]:
     if _is_pydantic_model(tp):
         return lambda v: v if isinstance(v, tp) else tp.model_validate(v)
     if _is_typeddict(tp):
-        hints = typing.get_type_hints(tp)
+        try:
+            hints = typing.get_type_hints(tp)
+        except Exception:
+            return None
         plans = {k: p for k, p in ((k, _plan(t)) for k, t in hints.items()) if p}
         if not plans:
             return None

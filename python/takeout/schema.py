@@ -225,7 +225,10 @@ class _Builder:
         return out
 
     def _typeddict(self, tp: Any) -> dict[str, Any]:
-        hints = typing.get_type_hints(tp)
+        try:
+            hints = typing.get_type_hints(tp)
+        except Exception:  # unresolvable forward references: keys known, values any JSON
+            hints = dict.fromkeys(getattr(tp, "__annotations__", {}), Any)
         out: dict[str, Any] = {
             "type": "object",
             "title": tp.__name__,
