@@ -38,6 +38,8 @@ def test_seed_functions_verify_in_a_clean_venv(
     assert any(pin.startswith(f"{wanted}==") for pin in result.installed)
     if name == "km_predict_two":  # the seed's point: no scikit-learn for this one
         assert not any(pin.startswith("scikit-learn==") for pin in result.installed)
+        # --offline reaches uv: the first run put every wheel in uv's cache.
+        assert takeout.verify(bundle.path, offline=True).ok
 
 
 def test_local_helper_module_verifies_without_its_file(local_dir: Path, tmp_path: Path) -> None:
@@ -101,6 +103,19 @@ def test_cli_call_prints_json(seed: dict[str, Any], tmp_path: Path) -> None:
     assert json.loads(out.stdout) == expected
     out = _cli("call", str(bundle.path), '{"sample": [0.5, 0.5]}')
     assert json.loads(out.stdout) == expected
+
+
+def test_install_failures_are_one_sentence(tmp_path: Path) -> None:
+    ns = run_cells("def f():\n    return 1")
+    bundle = takeout.pack(ns["f"], tmp_path / "f.takeout", require=["cloudpickle"])
+    manifest = json.loads((bundle.path / "manifest.json").read_text())
+    manifest["lock"] = ["takeout-no-such-distribution-xyz==1.0"]
+    (bundle.path / "manifest.json").write_text(json.dumps(manifest))
+    out = _cli("verify", str(bundle.path), "--offline")
+    assert out.returncode == 1
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("takeout: error: installing the lock failed: ")
+    assert "takeout-no-such-distribution-xyz" in last
 
 
 def test_cli_errors_are_one_sentence(tmp_path: Path) -> None:

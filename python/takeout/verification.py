@@ -151,16 +151,36 @@ def _uv_bin() -> str:
 
 
 def _uv(args: list[str], *, show: bool, what: str) -> None:
+    """Run uv; with `show`, its messages pass through to stderr as they come (the install
+    progress), and either way its last words explain a failure."""
     cmd = [_uv_bin(), *args]
     if not show:
-        cmd.insert(2, "-q") if args[0] == "pip" else cmd.insert(1, "-q")
-    out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None if show else subprocess.PIPE)
-    if out.returncode != 0:
-        detail = (out.stderr or b"").decode(errors="replace").strip().splitlines()
-        last = detail[-1].strip() if detail else f"uv exited with status {out.returncode}"
+        cmd.insert(2 if args[0] == "pip" else 1, "-q")
+    tail: list[str] = []
+    with subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace"
+    ) as proc:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if show:
+                sys.stderr.write(line)
+                sys.stderr.flush()
+            if line.strip():
+                tail = [*tail[-19:], line.strip()]
+    if proc.returncode != 0:
         raise BundleError(
-            f"{what} failed: {last}; check the package index (or pass --find-links/--offline)"
+            f"{what} failed: {_uv_reason(tail, proc.returncode)}; check the package index "
+            "(or pass --find-links/--offline)"
         )
+
+
+def _uv_reason(lines: list[str], status: int) -> str:
+    """The most telling line of uv's messages: its `cause:`, else its `error:`."""
+    for prefix in ("cause:", "error:"):
+        for line in lines:
+            if line.startswith(prefix):
+                return line[len(prefix) :].strip().rstrip(".")
+    return lines[-1] if lines else f"uv exited with status {status}"
 
 
 def _index_flags(find_links: Sequence[Any], offline: bool) -> list[str]:
