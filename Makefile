@@ -54,3 +54,4 @@ test: lint test-rust test-python ## everything CI runs
 bench: install ## benchmarks; ratio tables on stdout
 	$(PY) bench/deps.py
 	$(PY) bench/bundle.py
+	$(PY) bench/notebook.py

@@ -18,9 +18,10 @@ if TYPE_CHECKING:
     from .analysis import deps
     from .bundle import Bundle, load, pack
     from .report import Report
+    from .serving import serve
     from .verification import verify
 
-__all__ = ["Bundle", "Report", "TakeoutError", "deps", "load", "pack", "verify"]
+__all__ = ["Bundle", "Report", "TakeoutError", "deps", "load", "pack", "serve", "verify"]
 
 _LAZY = {
     "deps": ("analysis", "deps"),
@@ -29,6 +30,7 @@ _LAZY = {
     "load": ("bundle", "load"),
     "Bundle": ("bundle", "Bundle"),
     "verify": ("verification", "verify"),
+    "serve": ("serving", "serve"),
 }
 
 
@@ -42,6 +44,20 @@ def __getattr__(name: str) -> Any:
     value = getattr(import_module(f".{module}", __name__), attr)
     globals()[name] = value
     return value
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext takeout`: registers the `%takeout` magic (imported only now, with IPython)."""
+    from .magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """`%unload_ext takeout`: stops the servers `%takeout serve` started."""
+    from .magics import unload_ipython_extension as unload
+
+    unload(ipython)
 
 
 def __dir__() -> list[str]:

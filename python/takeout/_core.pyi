@@ -1,8 +1,8 @@
 """Type stubs for `takeout._core`, the Rust extension (checked with `mypy.stubtest`)."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import CodeType
-from typing import Literal, Optional, Union, final
+from typing import Any, Literal, Optional, Union, final
 
 __version__: str
 
@@ -150,4 +150,143 @@ def check_signature(manifest_json: str, key: Optional[bytes]) -> None:
 
     Raises `takeout.errors.BundleIntegrityError` when the signature does not match, when the
     manifest is signed but `key` is None, or when it is unsigned but a key is given.
+    """
+
+# ── serving ─────────────────────────────────────────────────────────────────────────────────
+
+_Response = tuple[int, list[tuple[bytes, bytes]], bytes]
+
+@final
+class App:
+    """The request core bound to one function: routes, errors, binding and validation against
+    the manifest's JSON Schema, metrics, OpenAPI and the index page, all in Rust.
+
+    `function` receives plain JSON-derived arguments; `manifest_json` is the bundle manifest as
+    JSON text. Raises `takeout.errors.ServeError` for a manifest or option it cannot serve.
+    """
+
+    def __new__(
+        cls,
+        function: Callable[..., Any],
+        manifest_json: str,
+        *,
+        token: Optional[str] = None,
+        max_body: int = 10485760,
+        timeout: float = 60.0,
+        max_concurrency: int = 1024,
+        max_depth: int = 64,
+        debug: bool = False,
+        threads: int = 8,
+        log_format: str = "text",
+        access_log: bool = False,
+        quiet: bool = False,
+    ) -> App: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def max_body(self) -> int: ...
+    @property
+    def timeout(self) -> float:
+        """Seconds a call may take before its request is answered 504."""
+    def start(
+        self, method: str, path: str, headers: Sequence[tuple[bytes, bytes]]
+    ) -> Union[_Response, Exchange]:
+        """Answer from the request head alone, or return an `Exchange` that needs the body."""
+    def drain(self) -> None:
+        """From now on `/readyz` answers 503."""
+    def close(self) -> None:
+        """Stop the call threads once their queued work is done."""
+
+@final
+class Exchange:
+    """One request of the ASGI adapter, from its body to its response."""
+
+    @property
+    def max_body(self) -> int: ...
+    def submit(self, body: bytes, notify: Callable[[], object]) -> Optional[_Response]:
+        """The response at once, or None: then `notify()` is called (from another thread, with
+        the GIL) when `response()` is ready."""
+    def response(self) -> _Response: ...
+    def timeout(self) -> _Response:
+        """Give up on the call: a 504 (a call not yet started is skipped)."""
+    def body_timeout(self, seconds: float) -> _Response:
+        """A 408 for a body that did not arrive in time."""
+
+@final
+class Server:
+    """`app` served over HTTP/1.1 by hyper on threads of its own; binds and starts at once.
+
+    `reuse_port` sets SO_REUSEPORT so that several worker processes can share the port.
+    Raises `takeout.errors.ServeError` when the address cannot be bound.
+    """
+
+    def __new__(
+        cls,
+        app: App,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        *,
+        reuse_port: bool = False,
+        io_threads: int = 1,
+        grace: float = 30.0,
+        header_timeout: float = 30.0,
+        body_timeout: float = 30.0,
+    ) -> Server: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def running(self) -> bool: ...
+    def shutdown(self) -> None:
+        """Begin a graceful shutdown and return at once (safe in a signal handler)."""
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Block until stopped (True) or `timeout` passes (False); signal handlers still run."""
+    def stop(self, timeout: Optional[float] = None) -> bool:
+        """Stop accepting, let in-flight requests finish (within `grace`), and wait."""
+
+# ── notebooks ───────────────────────────────────────────────────────────────────────────────
+
+@final
+class SlicedCell:
+    """A code cell of a slice."""
+
+    number: int
+    """1-based position among all the notebook's cells (markdown included)."""
+    execution_count: Optional[int]
+    source: str
+    """What the kernel runs: the cell without its left-out statements, every kept line at its
+    original line number."""
+    statements: list[tuple[int, int, str]]
+    """`(line, end_line, why)` of each kept statement."""
+
+@final
+class NotebookSlice:
+    """The statements of a notebook one function depends on, in the notebook's order."""
+
+    function: str
+    label: str
+    kernel_name: Optional[str]
+    """`metadata.kernelspec.name`, when the notebook names one."""
+    language: Optional[str]
+    total_cells: int
+    code_cells: int
+    all_cells: bool
+    cells: list[SlicedCell]
+    imports: list[tuple[str, int, list[str], int, int, bool]]
+    """`(module, level, names, cell, line, in_function)` of every import the slice reaches."""
+    warnings: list[str]
+    unresolved: list[str]
+    """Names the slice reads that no cell defines (and that are not builtins)."""
+    script: str
+    """The slice as a script, each cell under a comment naming it (`takeout slice`)."""
+
+def slice_notebook(text: str, function: str, label: str, all_cells: bool = False) -> NotebookSlice:
+    """Parse nbformat 4 `text` and slice it backwards from `function`'s last definition.
+
+    Runs without the GIL. `label` names the notebook in messages. Raises
+    `takeout.errors.NotebookError` for a malformed or non-v4 notebook, a non-Python one, or a
+    function the notebook does not define (the message lists those it does).
     """

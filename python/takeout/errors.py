@@ -50,3 +50,12 @@ class BundleIntegrityError(BundleError):
 
 class UsageError(TakeoutError, ValueError):
     """The command line or an argument is wrong (exit status 2 in the CLI)."""
+
+
+class ServeError(TakeoutError):
+    """A bundle cannot be served: a bad manifest or option, or the port cannot be bound."""
+
+
+class NotebookError(TakeoutError):
+    """A notebook cannot be read, sliced or run: a malformed file, an unknown function, a
+    cell that raised."""

@@ -6,4 +6,6 @@ pub mod bytecode;
 pub mod env_index;
 pub mod lock;
 pub mod metadata;
+pub mod notebook;
 pub mod pickle_scan;
+pub mod server;

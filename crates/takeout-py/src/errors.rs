@@ -11,6 +11,8 @@ import_exception!(takeout.errors, EnvironmentIndexError);
 import_exception!(takeout.errors, RequirementError);
 import_exception!(takeout.errors, LockError);
 import_exception!(takeout.errors, BundleIntegrityError);
+import_exception!(takeout.errors, NotebookError);
+import_exception!(takeout.errors, ServeError);
 
 pub(crate) fn pickle_error(err: takeout_core::pickle_scan::PickleError) -> PyErr {
     PickleScanError::new_err(err.to_string())
@@ -34,4 +36,12 @@ pub(crate) fn requirement_error(message: String) -> PyErr {
 
 pub(crate) fn bundle_error(err: takeout_core::bundle::BundleError) -> PyErr {
     BundleIntegrityError::new_err(err.to_string())
+}
+
+pub(crate) fn serve_error(message: String) -> PyErr {
+    ServeError::new_err(message)
+}
+
+pub(crate) fn notebook_error(err: takeout_core::notebook::NotebookError) -> PyErr {
+    NotebookError::new_err(err.to_string())
 }

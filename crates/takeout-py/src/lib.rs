@@ -3,9 +3,12 @@
 
 mod bundle;
 mod bytecode;
+mod convert;
 mod env;
 mod errors;
+mod notebook;
 mod pickle;
+mod server;
 
 use pyo3::prelude::*;
 
@@ -22,6 +25,12 @@ mod _core {
 
     #[pymodule_export]
     use crate::bundle::{canonical_json, check_signature, hash_files, sign_manifest, verify_files};
+
+    #[pymodule_export]
+    use crate::notebook::{slice_notebook, PyNotebookSlice, PySlicedCell};
+
+    #[pymodule_export]
+    use crate::server::{PyApp, PyExchange, PyServer};
 
     use pyo3::prelude::*;
 

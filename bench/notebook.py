@@ -1,0 +1,308 @@
+"""Notebooks: how fast the slicer is, and what slicing saves when packing from a file.
+
+    .venv/bin/python bench/notebook.py [--json] [--repeat 25] [--runs 2] [--sleep 5]
+
+1. Parse + slice (Rust, `takeout._core.slice_notebook`: JSON, ruff's parser in IPython mode,
+   scopes, the forward and backward passes) of a generated 500-cell notebook that looks like
+   real work: pandas frames, feature functions, comprehensions, classes, plots, prints,
+   magics and shell lines, markdown. Median of `--repeat` runs after a warm-up. For scale, the
+   same cells through CPython's own `ast.parse` (magic lines dropped), which only parses.
+2. A notebook whose cells unrelated to the function are expensive (a `--sleep` second wait,
+   standing for a download; a random forest and a batch of SVDs, CPU-bound): wall time of
+   `takeout pack NOTEBOOK predict` from the shell against executing the whole notebook with
+   nbclient (what "Run All" costs before anyone can pack), and `takeout pack --all-cells`.
+   Each includes its kernel's start-up. Medians of `--runs` runs.
+
+Target (issue: notebooks): parse + slice of 500 cells ≤ 50 ms. Tables go to stdout, progress
+to stderr; `--json` prints the raw figures instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+TAKEOUT = [sys.executable, "-m", "takeout.cli"]
+TARGET_SLICE_MS = 50.0
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def median_time(fn: Callable[[], Any], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def notebook_json(cells: list[str]) -> str:
+    """nbformat 4 text; a cell starting with `# md` is markdown."""
+    out = []
+    for index, source in enumerate(cells):
+        kind = "markdown" if source.startswith("# md") else "code"
+        cell: dict[str, Any] = {
+            "id": f"cell-{index}",
+            "cell_type": kind,
+            "metadata": {},
+            "source": source,
+        }
+        if kind == "code":
+            cell.update(execution_count=None, outputs=[])
+        out.append(cell)
+    nb = {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3"}},
+        "cells": out,
+    }
+    return json.dumps(nb, indent=1)
+
+
+# ── 1. a large notebook ─────────────────────────────────────────────────────────────────────
+
+
+def large_notebook(n_cells: int = 500) -> list[str]:
+    cells = [
+        "import numpy as np\nimport pandas as pd\nimport matplotlib.pyplot as plt\nresults = {}",
+        "%matplotlib inline\n%load_ext autoreload",
+    ]
+    i = 0
+    while len(cells) < n_cells - 1:
+        cells += [
+            f"# md ## Experiment {i}\nA frame, a feature, a model and a plot.",
+            f"df_{i} = pd.DataFrame({{'a': np.arange(100), 'b': np.arange(100) * {i}}})\n"
+            f"df_{i}['c'] = df_{i}['a'] * 2 + df_{i}['b']\ndf_{i}.head()",
+            f"def feature_{i}(frame, scale={i}):\n    out = frame.copy()\n"
+            f"    out['d'] = [v * scale for v in out['c'] if v is not None]\n    return out",
+            f"features_{i} = feature_{i}(df_{i})\nprint(features_{i}.shape)",
+            f"plt.plot(features_{i}['d'])\nplt.title('experiment {i}')\nplt.show()",
+            f"class Model{i}:\n    def __init__(self, k={i}):\n        self.k = k\n"
+            f"    def fit(self, X):\n        self.mean_ = float(np.mean(X)) * self.k\n"
+            f"        return self\n    def predict(self, x):\n        return x * self.mean_",
+            f"model_{i} = Model{i}()\nmodel_{i}.fit(features_{i}['d'])",
+            f"for j in range(3):\n    scores_{i} = [model_{i}.predict(v) for v in range(j)]\n"
+            f"results[{i}] = scores_{i}",
+            f"!echo experiment {i} done\n%time _ = model_{i}.predict(1.0)",
+            f"summary_{i} = {{k: len(v) for k, v in results.items()}}\nsummary_{i}",
+        ]
+        i += 1
+    cells = cells[: n_cells - 1]
+    last = max(int(c.split("_", 1)[1].split(" ")[0]) for c in cells if c.startswith("model_"))
+    cells.append(f"def predict(x):\n    return model_3.predict(x) + model_{last}.predict(x)")
+    return cells
+
+
+def without_magics(source: str) -> str:
+    if source.startswith("%%"):
+        return ""
+    return "\n".join(
+        "" if line.lstrip().startswith(("%", "!")) else line for line in source.split("\n")
+    )
+
+
+def run_slice(repeat: int) -> dict[str, Any]:
+    from takeout import _core
+
+    cells = large_notebook()
+    text = notebook_json(cells)
+    code = [c for c in cells if not c.startswith("# md")]
+    sliced = _core.slice_notebook(text, "predict", "large.ipynb")  # warm-up
+    seconds = median_time(lambda: _core.slice_notebook(text, "predict", "large.ipynb"), repeat)
+    plain = [without_magics(c) for c in code]
+    ast_seconds = median_time(lambda: [ast.parse(c) for c in plain], repeat)
+    return {
+        "cells": len(cells),
+        "code_cells": len(code),
+        "bytes": len(text),
+        "kept_cells": len(sliced.cells),
+        "kept_statements": sum(len(c.statements) for c in sliced.cells),
+        "slice_ms": seconds * 1000,
+        "ast_parse_ms": ast_seconds * 1000,
+        "target_ms": TARGET_SLICE_MS,
+    }
+
+
+# ── 2. packing from a file against running everything ───────────────────────────────────────
+
+
+def expensive_notebook(sleep: float) -> list[str]:
+    return [
+        "# md # A regression model, and work that has nothing to do with it",
+        "import time\nimport numpy as np\nfrom sklearn.datasets import make_regression\n"
+        "from sklearn.linear_model import Ridge",
+        "X, y = make_regression(n_samples=2000, n_features=20, noise=0.1, random_state=0)",
+        f"time.sleep({sleep})  # stands for downloading another dataset",
+        "model = Ridge(alpha=1.0)\nmodel.fit(X, y)",
+        "from sklearn.ensemble import RandomForestRegressor\n"
+        "forest = RandomForestRegressor(n_estimators=150, random_state=0).fit(X, y)\n"
+        "forest.score(X, y)",
+        "rng = np.random.default_rng(0)\n"
+        "spectra = [np.linalg.svd(rng.random((300, 300)))[1][:3] for _ in range(40)]",
+        "def predict(features):\n"
+        "    return float(model.predict(np.asarray(features, dtype=float).reshape(1, -1))[0])",
+        "predict(X[0])",
+    ]
+
+
+def run_pack(runs: int, sleep: float) -> dict[str, Any]:
+    import nbformat
+    from nbclient import NotebookClient
+
+    work = Path(tempfile.mkdtemp(prefix="takeout-bench-nb-"))
+    path = work / "expensive.ipynb"
+    path.write_text(notebook_json(expensive_notebook(sleep)), encoding="utf-8")
+
+    def pack(*extra: str) -> float:
+        start = time.perf_counter()
+        out = subprocess.run(
+            [
+                *TAKEOUT,
+                "pack",
+                str(path),
+                "predict",
+                "-o",
+                str(work / "p.takeout"),
+                "--force",
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            cwd=work,
+        )
+        seconds = time.perf_counter() - start
+        if out.returncode != 0:
+            raise SystemExit(f"takeout pack failed: {out.stderr.strip().splitlines()[-1]}")
+        return seconds
+
+    def run_all() -> float:
+        nb = nbformat.read(path, as_version=4)
+        start = time.perf_counter()
+        NotebookClient(
+            nb,
+            kernel_name="python3",
+            timeout=600,
+            resources={"metadata": {"path": str(work)}},
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
+        ).execute()
+        return time.perf_counter() - start
+
+    results: dict[str, list[float]] = {"pack": [], "run_all": [], "pack_all_cells": []}
+    for r in range(runs):
+        log(f"  run {r + 1}/{runs}: takeout pack (slice)")
+        results["pack"].append(pack())
+        log(f"  run {r + 1}/{runs}: nbclient, every cell")
+        results["run_all"].append(run_all())
+        log(f"  run {r + 1}/{runs}: takeout pack --all-cells")
+        results["pack_all_cells"].append(pack("--all-cells"))
+    from takeout import _core
+
+    sliced = _core.slice_notebook(path.read_text(), "predict", "expensive.ipynb")
+    return {
+        "sleep_s": sleep,
+        "kept_cells": [c.number for c in sliced.cells],
+        "total_cells": sliced.total_cells,
+        **{f"{k}_s": statistics.median(v) for k, v in results.items()},
+        "samples": results,
+    }
+
+
+# ── report ──────────────────────────────────────────────────────────────────────────────────
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        )
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def print_report(data: dict[str, Any]) -> None:
+    s = data["slice"]
+    kept = f"takeout slice (Rust): keeps {s['kept_cells']} cells, {s['kept_statements']} statements"
+    verdict = "PASS" if s["slice_ms"] <= s["target_ms"] else "FAIL"
+    print(
+        f"\n1. Parse + slice of a generated notebook ({s['cells']} cells, {s['bytes'] // 1024} KiB)"
+    )
+    print(
+        table(
+            ["what", "median", "goal"],
+            [
+                [
+                    kept,
+                    f"{s['slice_ms']:.1f} ms",
+                    f"≤ {s['target_ms']:.0f} ms {verdict}",
+                ],
+                [
+                    "for scale: CPython ast.parse of the same cells, parsing only",
+                    f"{s['ast_parse_ms']:.1f} ms",
+                    "",
+                ],
+            ],
+        )
+    )
+    p = data.get("pack")
+    if p:
+        print(
+            f"\n2. Packing from a file, unrelated cells expensive (a {p['sleep_s']:.0f} s wait, a "
+            f"random forest, 40 SVDs); the slice runs cells {p['kept_cells']} of {p['total_cells']}"
+        )
+        base = p["run_all_s"]
+        print(
+            table(
+                ["what (kernel start-up included)", "median", "vs running everything"],
+                [
+                    ["nbclient: execute every cell (no pack)", f"{base:.1f} s", "1.0×"],
+                    [
+                        "takeout pack NOTEBOOK predict",
+                        f"{p['pack_s']:.1f} s",
+                        f"{base / p['pack_s']:.1f}× faster",
+                    ],
+                    [
+                        "takeout pack --all-cells",
+                        f"{p['pack_all_cells_s']:.1f} s",
+                        f"{base / p['pack_all_cells_s']:.2f}×",
+                    ],
+                ],
+            )
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", action="store_true", help="print raw figures as JSON")
+    parser.add_argument("--repeat", type=int, default=25, help="slice timing repetitions")
+    parser.add_argument("--runs", type=int, default=2, help="runs of each packing variant")
+    parser.add_argument("--sleep", type=float, default=5.0, help="seconds of the waiting cell")
+    parser.add_argument("--no-pack", action="store_true", help="only time the slicer")
+    args = parser.parse_args(argv)
+
+    log("1. slicing a 500-cell notebook")
+    data: dict[str, Any] = {"slice": run_slice(args.repeat)}
+    if not args.no_pack:
+        log("2. packing from a file vs running every cell")
+        data["pack"] = run_pack(args.runs, args.sleep)
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print_report(data)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,919 @@
+//! Slicer tests: each notebook is a list of code cells; assertions name the lines kept.
+
+use super::*;
+
+fn notebook(cells: &[&str]) -> Notebook {
+    Notebook {
+        cells: cells
+            .iter()
+            .enumerate()
+            .map(|(i, source)| Cell {
+                number: i + 1,
+                execution_count: None,
+                source: (*source).to_owned(),
+            })
+            .collect(),
+        total_cells: cells.len(),
+        kernel_name: None,
+        language: None,
+    }
+}
+
+fn slice_of(cells: &[&str], function: &str) -> Slice {
+    slice(
+        &notebook(cells),
+        function,
+        &SliceOptions::default(),
+        "test.ipynb",
+    )
+    .unwrap_or_else(|err| panic!("{err}"))
+}
+
+/// The non-blank lines the kernel would run, in order.
+fn kept(cells: &[&str], function: &str) -> Vec<String> {
+    slice_of(cells, function)
+        .cells
+        .iter()
+        .flat_map(|c| c.source.lines().map(str::to_owned).collect::<Vec<_>>())
+        .filter(|l| !l.trim().is_empty())
+        .collect()
+}
+
+#[test]
+fn seed_notebook() {
+    let cells = [
+        "import inspect\n\ndef module_frontier(f):\n    return inspect.getclosurevars(f)",
+        "import numpy as np\nfrom numpy import dot\n\ndef f(a, b):\n    return np.dot(a, b)\n\ndef g(a, b):\n    return dot(a, b)\n\ndef h(a, b):\n    return f(a, b)",
+        "{k.__name__ : module_frontier(k) for k in [f,g,h]}",
+        "from sklearn.cluster import KMeans\n\ndata = np.random.rand(1000, 2)\n\nmodel = KMeans(random_state=0).fit(data)\n\ndef km_predict_one(sample):\n    sample = np.array(sample).reshape(1,-1)\n    return model.predict(sample)[0]",
+        "km_predict_one([0.5, 0.5])",
+        "module_frontier(km_predict_one)",
+        "centers = model.cluster_centers_\nfrom numpy.linalg import norm\n\n\ndef km_predict_two(sample):\n    _, idx = min([(norm(sample - center), idx) for idx, center in enumerate(centers)])\n    return idx",
+        "km_predict_two([0.5, 0.5])",
+    ];
+    let one = slice_of(&cells, "km_predict_one");
+    assert_eq!(
+        one.cells.iter().map(|c| c.number).collect::<Vec<_>>(),
+        [2, 4]
+    );
+    let two = slice_of(&cells, "km_predict_two");
+    assert_eq!(
+        two.cells.iter().map(|c| c.number).collect::<Vec<_>>(),
+        [2, 4, 7]
+    );
+    assert_eq!(
+        kept(&cells, "km_predict_two"),
+        [
+            "import numpy as np",
+            "from sklearn.cluster import KMeans",
+            "data = np.random.rand(1000, 2)",
+            "model = KMeans(random_state=0).fit(data)",
+            "centers = model.cluster_centers_",
+            "from numpy.linalg import norm",
+            "def km_predict_two(sample):",
+            "    _, idx = min([(norm(sample - center), idx) for idx, center in enumerate(centers)])",
+            "    return idx",
+        ]
+    );
+}
+
+fn cells_of(cells: &[&str], function: &str) -> Vec<usize> {
+    slice_of(cells, function)
+        .cells
+        .iter()
+        .map(|c| c.number)
+        .collect()
+}
+
+fn error_of(cells: &[&str], function: &str) -> String {
+    slice(
+        &notebook(cells),
+        function,
+        &SliceOptions::default(),
+        "test.ipynb",
+    )
+    .expect_err("the slice should fail")
+    .to_string()
+}
+
+// ── definitions ─────────────────────────────────────────────────────────────────────────────
+
+#[test]
+fn the_last_definition_wins() {
+    let cells = [
+        "a = 1\nb = 2",
+        "def predict(x):\n    return x + a",
+        "def predict(x):\n    return x + b",
+        "predict(3)",
+    ];
+    assert_eq!(
+        kept(&cells, "predict"),
+        ["b = 2", "def predict(x):", "    return x + b"]
+    );
+}
+
+#[test]
+fn helpers_spread_over_cells_even_after_the_function() {
+    let cells = [
+        "def helper_one(x):\n    return helper_two(x) + 1",
+        "unrelated = [1, 2, 3]",
+        "def predict(x):\n    return helper_one(x) * SCALE",
+        "def helper_two(x):\n    return x * 2",
+        "SCALE = 10",
+        "predict(1)",
+    ];
+    assert_eq!(cells_of(&cells, "predict"), [1, 3, 4, 5]);
+}
+
+#[test]
+fn a_value_rebound_after_the_function_is_the_one_it_sees() {
+    let cells = [
+        "THRESHOLD = 1",
+        "def over(x):\n    return x > THRESHOLD",
+        "THRESHOLD = 5",
+    ];
+    assert_eq!(cells_of(&cells, "over"), [2, 3]);
+}
+
+#[test]
+fn defaults_and_decorators_are_read_when_the_def_runs() {
+    let cells = [
+        "SCALE = 1\nLIMIT = 128",
+        "from functools import lru_cache\ndef traced(fn):\n    return fn",
+        "@traced\n@lru_cache(maxsize=LIMIT)\ndef predict(x, scale=SCALE):\n    return x * scale",
+        "SCALE = 2\nLIMIT = 7",
+    ];
+    assert_eq!(
+        kept(&cells, "predict"),
+        [
+            "SCALE = 1",
+            "LIMIT = 128",
+            "from functools import lru_cache",
+            "def traced(fn):",
+            "    return fn",
+            "@traced",
+            "@lru_cache(maxsize=LIMIT)",
+            "def predict(x, scale=SCALE):",
+            "    return x * scale",
+        ]
+    );
+}
+
+#[test]
+fn any_binding_form_can_be_the_function() {
+    let cells = [
+        "import numpy as np\nmodel = object()",
+        "predict = lambda x: model.predict(np.asarray(x))",
+        "other = 1",
+    ];
+    assert_eq!(cells_of(&cells, "predict"), [1, 2]);
+}
+
+#[test]
+fn del_ends_a_binding() {
+    let cells = ["x = 1", "del x", "x = 2", "def f():\n    return x"];
+    assert_eq!(kept(&cells, "f"), ["x = 2", "def f():", "    return x"]);
+}
+
+#[test]
+fn conditional_definitions_keep_earlier_ones() {
+    let cells = [
+        "mode = 'fast'",
+        "if fast_enabled():\n    mode = 'faster'",
+        "def fast_enabled():\n    return True",
+        "def f():\n    return mode",
+    ];
+    // The `if` may not bind `mode`, so the first assignment stays. The `if` calls
+    // `fast_enabled` as it runs, before cell 3 defines it: run from the top, the notebook
+    // fails there, and the slice says so instead of hiding it.
+    let s = slice_of(&cells, "f");
+    assert_eq!(
+        s.cells.iter().map(|c| c.number).collect::<Vec<_>>(),
+        [1, 2, 4]
+    );
+    assert_eq!(
+        s.warnings,
+        ["`fast_enabled` is read before cell 3 defines it; run from the top, the notebook fails there too"]
+    );
+}
+
+// ── changes in place ────────────────────────────────────────────────────────────────────────
+
+#[test]
+fn a_method_call_after_the_assignment_changes_the_name() {
+    let cells = [
+        "def load():\n    return [[1]], [1]",
+        "from sklearn.linear_model import LinearRegression\nmodel = LinearRegression()",
+        "X, y = load()",
+        "model.fit(X, y)",
+        "model.predict(X)\nprint(model)\nmodel",
+        "def predict(x):\n    return model.predict(x)",
+    ];
+    assert_eq!(
+        kept(&cells, "predict"),
+        [
+            "def load():",
+            "    return [[1]], [1]",
+            "from sklearn.linear_model import LinearRegression",
+            "model = LinearRegression()",
+            "X, y = load()",
+            "model.fit(X, y)",
+            "def predict(x):",
+            "    return model.predict(x)",
+        ]
+    );
+}
+
+#[test]
+fn stores_augmented_assignments_and_del_items_change_their_root() {
+    let cells = [
+        "config = {}\ncounter = 0\nunrelated = {}",
+        "config['alpha'] = 0.5\nconfig.beta = 2\ndel config['gamma']\ncounter += 1\nunrelated['x'] = 1",
+        "config['delta'] += 1",
+        "def f():\n    return config, counter",
+    ];
+    assert_eq!(
+        kept(&cells, "f"),
+        [
+            "config = {}",
+            "counter = 0",
+            "config['alpha'] = 0.5",
+            "config.beta = 2",
+            "del config['gamma']",
+            "counter += 1",
+            "config['delta'] += 1",
+            "def f():",
+            "    return config, counter",
+        ]
+    );
+}
+
+#[test]
+fn pandas_inplace_changes_the_receiver() {
+    let cells = [
+        "import pandas as pd\ndf = pd.DataFrame()",
+        "df.dropna(inplace=True)\ndf.dropna()\ndf.head()",
+        "def f():\n    return df",
+    ];
+    assert_eq!(
+        kept(&cells, "f"),
+        [
+            "import pandas as pd",
+            "df = pd.DataFrame()",
+            "df.dropna(inplace=True)",
+            "def f():",
+            "    return df",
+        ]
+    );
+}
+
+#[test]
+fn global_declarations_make_a_call_define_the_name() {
+    let cells = [
+        "def setup():\n    global model\n    model = build()",
+        "def build():\n    return 42",
+        "setup()",
+        "def other():\n    return 1\nother()",
+        "def predict(x):\n    return model + x",
+    ];
+    assert_eq!(cells_of(&cells, "predict"), [1, 2, 3, 5]);
+}
+
+#[test]
+fn a_function_that_changes_a_global_makes_its_call_sites_count() {
+    let cells = [
+        "class Model:\n    def fit(self, X):\n        self.w = X",
+        "import numpy as np\nmodel = Model()\nX = np.zeros(3)",
+        "def train():\n    model.fit(X)",
+        "def report():\n    print(model.score(X))",
+        "train()\nreport()",
+        "def predict(x):\n    return model.predict(x)",
+    ];
+    assert_eq!(
+        kept(&cells, "predict"),
+        [
+            "class Model:",
+            "    def fit(self, X):",
+            "        self.w = X",
+            "import numpy as np",
+            "model = Model()",
+            "X = np.zeros(3)",
+            "def train():",
+            "    model.fit(X)",
+            "train()",
+            "def predict(x):",
+            "    return model.predict(x)",
+        ]
+    );
+}
+
+#[test]
+fn a_function_that_changes_its_parameter_changes_the_argument() {
+    let cells = [
+        "model = Model()\ndata = [1]",
+        "def train(m, rows):\n    m.fit(rows)\ndef show(m):\n    print(m.coef_)",
+        "train(model, data)\nshow(model)",
+        "def predict(x):\n    return model.predict(x)",
+    ];
+    let lines = kept(&cells, "predict");
+    assert!(
+        lines.contains(&"train(model, data)".to_owned()),
+        "{lines:?}"
+    );
+    assert!(!lines.contains(&"show(model)".to_owned()), "{lines:?}");
+}
+
+#[test]
+fn objects_shared_through_assignments_count_as_changed() {
+    let cells = [
+        "model = Net()\nopt = SGD(model.parameters(), lr=0.1)\ntrainer = Trainer(model=model)",
+        "trainer.train()",
+        "for epoch in range(3):\n    loss = step()\n    opt.step()",
+        "def predict(x):\n    return model(x)",
+    ];
+    assert_eq!(cells_of(&cells, "predict"), [1, 2, 3, 4]);
+}
+
+#[test]
+fn modules_change_only_through_configuration_calls() {
+    let cells = [
+        "import numpy as np\nimport matplotlib.pyplot as plt",
+        "np.random.seed(0)\nplt.plot([1, 2])\nnp.mean([1, 2])",
+        "weights = np.random.rand(3)",
+        "plt.show()",
+        "def predict(x):\n    return weights @ x",
+    ];
+    assert_eq!(
+        kept(&cells, "predict"),
+        [
+            "import numpy as np",
+            "np.random.seed(0)",
+            "weights = np.random.rand(3)",
+            "def predict(x):",
+            "    return weights @ x",
+        ]
+    );
+}
+
+#[test]
+fn in_place_library_functions_change_their_arguments() {
+    let cells = [
+        "import random\nimport torch.nn as nn\nitems = [3, 1, 2]\nw = make()",
+        "random.shuffle(items)\nnn.init.zeros_(w)\nsorted(items)\nlen(w)",
+        "def f():\n    return items, w",
+    ];
+    assert_eq!(
+        kept(&cells, "f"),
+        [
+            "import random",
+            "import torch.nn as nn",
+            "items = [3, 1, 2]",
+            "w = make()",
+            "random.shuffle(items)",
+            "nn.init.zeros_(w)",
+            "def f():",
+            "    return items, w",
+        ]
+    );
+}
+
+// ── display and unrelated work ──────────────────────────────────────────────────────────────
+
+#[test]
+fn display_and_plots_are_left_out() {
+    let cells = [
+        "import time\nimport matplotlib.pyplot as plt\nimport pandas as pd\ndf = pd.read_csv('x.csv')",
+        "df.head()\ndf.describe()\nprint(df.shape)\ndisplay(df)\ndf\ndf.plot()\nplt.title('x')",
+        "time.sleep(60)",
+        "df.columns",
+        "def f():\n    return len(df)",
+    ];
+    assert_eq!(cells_of(&cells, "f"), [1, 5]);
+    assert_eq!(
+        kept(&cells, "f"),
+        [
+            "import pandas as pd",
+            "df = pd.read_csv('x.csv')",
+            "def f():",
+            "    return len(df)"
+        ]
+    );
+}
+
+#[test]
+fn calling_the_function_itself_is_left_out() {
+    let cells = [
+        "import numpy as np\nmodel = make()",
+        "def predict(x):\n    return model.predict(np.array(x))",
+        "predict([1])\nresult = predict([2])\nprint(result)",
+    ];
+    assert_eq!(cells_of(&cells, "predict"), [1, 2]);
+}
+
+// ── scopes ──────────────────────────────────────────────────────────────────────────────────
+
+#[test]
+fn comprehension_variables_are_not_globals() {
+    let cells = [
+        "x = 99\nrow = 1\nk = 'k'",
+        "factor = 3",
+        "def f(xs):\n    return [x * factor for x in xs] + [k2 for k2 in {k: v for k, v in xs}]",
+    ];
+    assert_eq!(kept(&cells, "f")[0], "factor = 3");
+    assert_eq!(cells_of(&cells, "f"), [2, 3]);
+}
+
+#[test]
+fn the_first_iterable_of_a_comprehension_is_read_outside_it() {
+    let cells = ["x = [1, 2]", "y = [x for x in x]", "def f():\n    return y"];
+    assert_eq!(cells_of(&cells, "f"), [1, 2, 3]);
+}
+
+#[test]
+fn nested_functions_close_over_locals_and_read_globals() {
+    let cells = [
+        "k = 1\noffset = 2",
+        "def predict(x):\n    k = 3\n    def inner():\n        return k + offset\n    return inner() + x",
+    ];
+    assert_eq!(kept(&cells, "predict")[0], "offset = 2");
+    assert_eq!(kept(&cells, "predict").len(), 6);
+}
+
+#[test]
+fn nonlocal_names_belong_to_the_enclosing_function() {
+    let cells = [
+        "count = 0\nstep = 1",
+        "def counter():\n    count = 0\n    def bump():\n        nonlocal count\n        count += step\n        return count\n    return bump",
+    ];
+    assert_eq!(kept(&cells, "counter")[0], "step = 1");
+}
+
+#[test]
+fn class_bodies_run_now_and_methods_later() {
+    let cells = [
+        "SCALE = 2\nOFFSET = 1\nhelper = 5",
+        "class Model:\n    scale = SCALE\n    helper = 0\n    def predict(self, x):\n        return x * self.scale + OFFSET + helper",
+        "SCALE = 3\nOFFSET = 4",
+        "model = Model()",
+        "def predict(x):\n    return model.predict(x)",
+    ];
+    assert_eq!(
+        kept(&cells, "predict"),
+        [
+            "SCALE = 2",
+            "helper = 5",
+            "class Model:",
+            "    scale = SCALE",
+            "    helper = 0",
+            "    def predict(self, x):",
+            "        return x * self.scale + OFFSET + helper",
+            "OFFSET = 4",
+            "model = Model()",
+            "def predict(x):",
+            "    return model.predict(x)",
+        ]
+    );
+}
+
+#[test]
+fn walrus_binds_outside_comprehensions() {
+    let cells = [
+        "values = [1, 2, 3]",
+        "total = [(last := v) for v in values]",
+        "if (n := len(values)) > 2:\n    pass",
+        "def f():\n    return last, n",
+    ];
+    assert_eq!(cells_of(&cells, "f"), [1, 2, 3, 4]);
+}
+
+#[test]
+fn match_captures_bind_names() {
+    let cells = [
+        "config = {'k': 3}",
+        "match config:\n    case {'k': value, **rest}:\n        threshold = value\n    case [first, *others]:\n        threshold = first\n    case Point(x=px):\n        threshold = px\n    case _:\n        threshold = 0",
+        "def f(x):\n    return x > threshold",
+    ];
+    assert_eq!(cells_of(&cells, "f"), [1, 2, 3]);
+    assert!(!slice_of(&cells, "f")
+        .warnings
+        .iter()
+        .any(|w| w.contains("value")));
+}
+
+#[test]
+fn try_with_and_for_targets_bind() {
+    let cells = [
+        "try:\n    import ujson as json\nexcept ImportError as err:\n    import json\n    print(err)",
+        "with open('config.json') as fh:\n    config = json.load(fh)",
+        "table = {}\nfor i, row in enumerate(config['rows']):\n    table[i] = row",
+        "for i in range(3):\n    print(i)",
+        "def f(i):\n    return table[i]",
+    ];
+    assert_eq!(cells_of(&cells, "f"), [1, 2, 3, 5]);
+}
+
+#[test]
+fn a_loop_variable_read_inside_its_own_loop_is_not_needed_from_earlier_cells() {
+    let cells = [
+        "i = 100",
+        "acc = []\nfor i in range(3):\n    acc.append(i * 2)",
+        "def f():\n    return acc",
+    ];
+    assert_eq!(cells_of(&cells, "f"), [2, 3]);
+}
+
+#[test]
+fn type_parameters_are_not_globals() {
+    let cells = [
+        "def helper(x):\n    return x",
+        "class Base:\n    pass",
+        "type Pair[T] = tuple[T, T]",
+        "def first[T: Base](items: list[T]) -> T:\n    return helper(items[0])",
+    ];
+    let s = slice_of(&cells, "first");
+    assert!(s.unresolved.is_empty(), "{:?}", s.unresolved);
+    assert_eq!(
+        s.cells.iter().map(|c| c.number).collect::<Vec<_>>(),
+        [1, 2, 4]
+    );
+}
+
+// ── dynamic names, star imports, magics ─────────────────────────────────────────────────────
+
+#[test]
+fn star_imports_may_define_anything_still_needed() {
+    let cells = [
+        "from math import *",
+        "import numpy as np",
+        "def f(x):\n    return sqrt(np.abs(x))",
+    ];
+    assert_eq!(cells_of(&cells, "f"), [1, 2, 3]);
+    let cells = [
+        "from math import *",
+        "import numpy as np",
+        "def f(x):\n    return np.abs(x)",
+    ];
+    assert_eq!(cells_of(&cells, "f"), [2, 3]);
+}
+
+#[test]
+fn reading_names_dynamically_keeps_everything_that_defines() {
+    let cells = [
+        "a = 1\nprint(a)",
+        "b = 2",
+        "def f(name):\n    return globals()[name]",
+    ];
+    let s = slice_of(&cells, "f");
+    assert_eq!(
+        s.cells.iter().map(|c| c.number).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert!(s.warnings.iter().any(|w| w.contains("globals()")));
+    assert!(!s.cells[0].source.contains("print"));
+}
+
+#[test]
+fn magics_shell_lines_and_help_are_understood() {
+    let cells = [
+        "%matplotlib inline\n!pip install numpy\n%load_ext autoreload\n%pip install pandas",
+        "import numpy as np\nnp.sum?\n?np.mean\nfrom model import Model\ndata_dir = 'data'",
+        "model = Model()\n%time model.fit(np.ones(3))\n%timeit model.predict(1)",
+        "files = !ls {data_dir} $HOME\n!echo $HOME",
+        "%%capture output\nprint('noise')\nextra = 1",
+        "%%html\n<b>hello</b>",
+        "%%bash\nsleep 60",
+        "def predict(x):\n    return model.predict(x) + len(files)",
+    ];
+    assert_eq!(
+        kept(&cells, "predict"),
+        [
+            "import numpy as np",
+            "from model import Model",
+            "data_dir = 'data'",
+            "model = Model()",
+            "%time model.fit(np.ones(3))",
+            "files = !ls {data_dir} $HOME",
+            "def predict(x):",
+            "    return model.predict(x) + len(files)",
+        ]
+    );
+    let s = slice_of(&cells, "predict");
+    assert!(s.unresolved.is_empty(), "{:?}", s.unresolved);
+    assert_eq!(
+        s.warnings,
+        [
+            "left out `!pip install numpy` (cell 1), `%pip install pandas` (cell 1), \
+          `!echo $HOME` (cell 4) and 1 more: a shell command cannot change Python names; if \
+          the function needs files or packages one provides, pack with `--all-cells`"
+        ]
+    );
+}
+
+#[test]
+fn opaque_magics_are_kept_while_a_name_is_unaccounted_for() {
+    let cells = [
+        "%run helpers.py\n%cd data",
+        "!wget -q https://example.com/x.csv",
+        "import numpy as np",
+        "def predict(x):\n    return helper(np.asarray(x))",
+    ];
+    let s = slice_of(&cells, "predict");
+    assert_eq!(
+        s.cells.iter().map(|c| c.number).collect::<Vec<_>>(),
+        [1, 3, 4]
+    );
+    assert!(s.cells[0].statements[0].reason.contains("%run helpers.py"));
+    assert_eq!(s.unresolved, ["helper"]);
+
+    // Once everything is accounted for, earlier opaque lines no longer matter.
+    let cells = [
+        "!pip install numpy\n%run setup.py",
+        "import numpy as np",
+        "def f(x):\n    return np.abs(x)",
+    ];
+    assert_eq!(cells_of(&cells, "f"), [2, 3]);
+}
+
+#[test]
+fn an_opaque_magic_between_definition_and_use_is_kept() {
+    let cells = ["model = 1", "%store -r model", "def f():\n    return model"];
+    assert_eq!(cells_of(&cells, "f"), [1, 2, 3]);
+}
+
+#[test]
+fn python_cell_magics_keep_their_first_line() {
+    let cells = [
+        "%%time\nimport numpy as np\nslow = expensive()\nweights = np.ones(3)",
+        "def f():\n    return weights",
+    ];
+    let s = slice_of(&cells, "f");
+    assert_eq!(
+        s.cells[0].source,
+        "%%time\nimport numpy as np\n\nweights = np.ones(3)"
+    );
+    let cells = [
+        "%%bash\necho hi > data.txt",
+        "%%writefile helpers.py\ndef g(): pass",
+        "import helpers",
+        "def f():\n    return helpers.g()",
+    ];
+    assert_eq!(cells_of(&cells, "f"), [3, 4]);
+    let cells = ["%%sql\nSELECT 1", "def f():\n    return missing"];
+    assert_eq!(cells_of(&cells, "f"), [1, 2]);
+}
+
+#[test]
+fn magics_inside_functions_are_read_as_python() {
+    let cells = [
+        "scale = 2",
+        "def f(x):\n    %time y = x * scale\n    return y",
+    ];
+    assert_eq!(cells_of(&cells, "f"), [1, 2]);
+}
+
+// ── text to execute ─────────────────────────────────────────────────────────────────────────
+
+#[test]
+fn left_out_statements_leave_blank_lines_so_line_numbers_hold() {
+    let cells = [
+        "print('a'); x = 1; print(x)\ny = 2\n\nz = x  # keep\nprint(z)",
+        "def f():\n    return z",
+    ];
+    let s = slice_of(&cells, "f");
+    assert_eq!(s.cells[0].source, "x = 1; \n\n\nz = x  # keep\n");
+    assert_eq!(
+        s.cells[0]
+            .statements
+            .iter()
+            .map(|k| k.line)
+            .collect::<Vec<_>>(),
+        [1, 4]
+    );
+}
+
+#[test]
+fn the_script_names_the_cells() {
+    let cells = ["import numpy as np", "print(1)", "def f():\n    return np"];
+    let script = slice_of(&cells, "f").script();
+    assert!(
+        script.contains("# ── cell 1 ──\nimport numpy as np\n"),
+        "{script}"
+    );
+    assert!(
+        script.contains("# ── cell 3 ──\ndef f():\n    return np\n"),
+        "{script}"
+    );
+    assert!(!script.contains("cell 2 ──"), "{script}");
+}
+
+#[test]
+fn all_cells_runs_the_notebook_as_it_is() {
+    let cells = [
+        "import time\ntime.sleep(60)",
+        "x = (",
+        "def f():\n    return 1",
+    ];
+    let s = slice(
+        &notebook(&cells),
+        "f",
+        &SliceOptions { all_cells: true },
+        "t.ipynb",
+    )
+    .unwrap();
+    assert_eq!(s.cells.len(), 3);
+    assert_eq!(s.cells[1].source, "x = (");
+}
+
+// ── static imports ──────────────────────────────────────────────────────────────────────────
+
+#[test]
+fn imports_the_slice_reaches_include_function_bodies() {
+    let cells = [
+        "import os\nimport numpy as np\nfrom sklearn.cluster import KMeans",
+        "import pandas as pd",
+        "def f(x):\n    import scipy.linalg\n    from . import local\n    mod = importlib.import_module('yaml')\n    return np.abs(x)",
+    ];
+    let s = slice_of(&cells, "f");
+    let found: Vec<(&str, u32, usize, u32, bool)> = s
+        .imports
+        .iter()
+        .map(|i| (i.module.as_str(), i.level, i.cell, i.line, i.deferred))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("numpy", 0, 1, 2, false),
+            ("scipy.linalg", 0, 3, 2, true),
+            ("", 1, 3, 3, true),
+            ("yaml", 0, 3, 4, true),
+        ]
+    );
+}
+
+// ── errors and warnings ─────────────────────────────────────────────────────────────────────
+
+#[test]
+fn a_missing_function_lists_the_ones_that_exist() {
+    let cells = [
+        "def predict_one(x):\n    return x",
+        "def predict_two(x):\n    return x",
+        "value = 1",
+    ];
+    let message = error_of(&cells, "predict_on");
+    assert_eq!(
+        message,
+        "`test.ipynb` defines no function named `predict_on`; it defines `predict_one`, \
+         `predict_two` (did you mean `predict_one`?)"
+    );
+    assert!(error_of(&["x = 1"], "f").contains("it defines no functions at all"));
+    assert!(error_of(&cells, "predict").ends_with("(did you mean `predict_one` or `predict_two`?)"));
+}
+
+#[test]
+fn cells_that_do_not_parse_are_left_out_with_a_warning() {
+    let cells = ["x = 1", "def broken(:\n    pass", "def f():\n    return x"];
+    let s = slice_of(&cells, "f");
+    assert_eq!(s.cells.iter().map(|c| c.number).collect::<Vec<_>>(), [1, 3]);
+    assert!(
+        s.warnings[0].starts_with("cell 2 does not parse (line 1:"),
+        "{:?}",
+        s.warnings
+    );
+    assert!(error_of(&cells, "broken").contains("cells 2 do not parse"));
+}
+
+#[test]
+fn names_no_cell_defines_are_reported() {
+    let s = slice_of(&["def f():\n    return len(undefined_thing)"], "f");
+    assert_eq!(s.unresolved, ["undefined_thing"]);
+    assert!(s.warnings.iter().any(|w| w.contains("`undefined_thing`")));
+}
+
+#[test]
+fn notebook_files_are_validated() {
+    let err = |text: &str| Notebook::parse(text, "nb.ipynb").unwrap_err().to_string();
+    assert!(err("{").starts_with(
+        "`nb.ipynb` is not a valid notebook: it is not valid JSON (line 1, column 1:"
+    ));
+    assert!(err("[]").contains("its top level is not a JSON object"));
+    assert!(err(r#"{"nbformat": 3, "worksheets": []}"#).contains("nbformat 3 notebook"));
+    assert!(err(r#"{"nbformat": 4}"#).contains("no `cells` list"));
+    assert!(
+        err(r#"{"nbformat": 4, "cells": [{"source": "x"}]}"#).contains("cell 1 has no `cell_type`")
+    );
+    assert!(
+        err(r#"{"nbformat": 4, "cells": [{"cell_type": "code", "source": 3}]}"#)
+            .contains("cell 1 has no `source`")
+    );
+
+    let nb = Notebook::parse(
+        r##"{"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": {"name": "ir", "language": "R"}},
+            "cells": [{"cell_type": "markdown", "source": "# t"},
+                      {"cell_type": "code", "execution_count": 3, "source": ["x = 1\n", "y = 2"], "outputs": []}]}"##,
+        "nb.ipynb",
+    )
+    .unwrap();
+    assert_eq!(nb.cells[0].number, 2);
+    assert_eq!(nb.cells[0].source, "x = 1\ny = 2");
+    assert_eq!(nb.cells[0].execution_count, Some(3));
+    assert_eq!(nb.kernel_name.as_deref(), Some("ir"));
+    let err = slice(&nb, "f", &SliceOptions::default(), "nb.ipynb").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "`nb.ipynb` is a R notebook; takeout slices Python notebooks only"
+    );
+}
+
+#[test]
+fn the_seed_notebook_file() {
+    let text = include_str!("../../../../examples/kmeans.ipynb");
+    let nb = Notebook::parse(text, "kmeans.ipynb").unwrap();
+    let cells = |f: &str| -> Vec<usize> {
+        slice(&nb, f, &SliceOptions::default(), "kmeans.ipynb")
+            .unwrap()
+            .cells
+            .iter()
+            .map(|c| c.number)
+            .collect()
+    };
+    // Calling `module_frontier(...)` on a function reads it; it changes nothing.
+    assert_eq!(cells("km_predict_one"), [3, 6]);
+    assert_eq!(cells("km_predict_two"), [3, 6, 9]);
+    assert_eq!(cells("module_frontier"), [2]);
+    assert_eq!(cells("h"), [3]);
+}
+
+#[test]
+fn a_container_change_does_not_reach_its_elements() {
+    let cells = [
+        "a = Model()\nb = Model()\nmodels = [a]",
+        "models.append(b)",
+        "def f():\n    return a",
+        "def g():\n    return models",
+    ];
+    assert_eq!(cells_of(&cells, "f"), [1, 3]);
+    assert_eq!(cells_of(&cells, "g"), [1, 2, 4]);
+}
+
+#[test]
+fn a_change_through_a_view_reaches_what_it_views() {
+    let cells = [
+        "import numpy as np\ndata = np.zeros((3, 3))",
+        "head = data[:2]\nhead[0, 0] = 1.0",
+        "copy = data.sum()",
+        "def f():\n    return data",
+    ];
+    assert_eq!(
+        kept(&cells, "f"),
+        [
+            "import numpy as np",
+            "data = np.zeros((3, 3))",
+            "head = data[:2]",
+            "head[0, 0] = 1.0",
+            "def f():",
+            "    return data",
+        ]
+    );
+}
+
+#[test]
+fn training_a_model_changes_what_holds_it() {
+    let cells = [
+        "from sklearn.pipeline import make_pipeline\nmodel = Ridge()\npipe = make_pipeline(model)",
+        "model.fit(X, y)",
+        "X, y = load()",
+        "def predict(x):\n    return pipe.predict(x)",
+    ];
+    let s = slice_of(&cells, "predict");
+    assert_eq!(
+        s.cells.iter().map(|c| c.number).collect::<Vec<_>>(),
+        [1, 2, 4]
+    );
+    assert_eq!(
+        s.cells[1].statements[0].reason,
+        "changes `pipe` through `model`"
+    );
+}
+
+#[test]
+fn a_reused_name_does_not_join_what_it_was_bound_to_before() {
+    let cells = [
+        "a = Model()\nb = Model()\nX = [1]",
+        "_ = a.predict(1)\nscores = [m.predict(v) for v in X for m in [a]]",
+        "_ = b.predict(1)\nothers = [m.predict(v) for v in X for m in [b]]",
+        "b.fit(X)",
+        "def f():\n    return a",
+    ];
+    assert_eq!(cells_of(&cells, "f"), [1, 5]);
+}
+
+#[test]
+fn a_conditional_binding_keeps_sharing_with_the_old_value() {
+    let cells = [
+        "model = Model()\nbackup = model",
+        "if retrain:\n    model = Model()",
+        "backup.fit(X)",
+        "def f():\n    return model",
+    ];
+    assert_eq!(cells_of(&cells, "f"), [1, 2, 3, 4]);
+}

@@ -1,0 +1,53 @@
+//! The HTTP serving layer. [`Service`] is the transport-free request core (routes, errors,
+//! binding, validation, metrics, OpenAPI, the index page); [`http`] serves it with hyper; the
+//! ASGI adapter drives the same `Service` from Python. The function itself is behind
+//! [`Invoke`], so everything here is tested without an interpreter.
+
+mod bind;
+pub mod http;
+pub mod json;
+pub mod log;
+mod metrics;
+mod openapi;
+mod page;
+pub mod response;
+mod service;
+pub mod signature;
+
+#[cfg(test)]
+mod tests;
+
+pub use bind::Args;
+pub use log::{LogFormat, Logger};
+pub use metrics::{InFlight, Metrics, RouteLabel};
+pub use response::{ApiError, Response};
+pub use service::{CallError, Head, Options, Outcome, Route, Service, Start, Step, Ticket};
+pub use signature::{ManifestError, Signature};
+
+/// Where an outcome goes once the calls are done.
+pub trait Reply: Send + 'static {
+    fn send(self: Box<Self>, outcome: Outcome);
+
+    /// True once nobody waits for the outcome (the request timed out or its client left):
+    /// calls that have not started yet are skipped.
+    fn abandoned(&self) -> bool {
+        false
+    }
+}
+
+impl Reply for tokio::sync::oneshot::Sender<Outcome> {
+    fn send(self: Box<Self>, outcome: Outcome) {
+        // The receiver is gone only when the request already has its answer (a 504).
+        let _ = (*self).send(outcome);
+    }
+
+    fn abandoned(&self) -> bool {
+        self.is_closed()
+    }
+}
+
+/// Runs the function. Implementations return at once and answer through `reply` later, from
+/// any thread: a Python worker pool, an event loop, or a test double.
+pub trait Invoke: Send + Sync + 'static {
+    fn invoke(&self, calls: Vec<Args>, reply: Box<dyn Reply>);
+}

@@ -1,0 +1,593 @@
+//! The request core: routing, the token, content checks, JSON, binding and validation,
+//! concurrency, and turning a call's outcome into a response. Transport-free: the hyper server
+//! and the ASGI adapter both drive it, so they answer every request with the same bytes.
+//!
+//! A request goes `start` (head only) → `begin` (body) → the transport runs the calls through
+//! its [`Invoke`](super::Invoke) → `finish` (or `timed_out`). Every response the core returns
+//! has already been counted in the metrics.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::bind::{Args, Binder};
+use super::json::{self, Json, ParseError};
+use super::log::Logger;
+use super::metrics::{InFlight, Metrics, RouteLabel};
+use super::openapi;
+use super::page;
+use super::response::{self, ApiError, Response};
+use super::signature::{ManifestError, Signature};
+
+/// Limits and switches of one server; `takeout serve` flags map onto these one to one.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Required as `Authorization: Bearer <token>` on calls and metrics.
+    pub token: Option<String>,
+    pub max_body: usize,
+    /// How long a call may take before the client gets a 504.
+    pub timeout: Duration,
+    /// Calls queued or running at once; past it, 503 with `Retry-After`.
+    pub max_concurrency: usize,
+    /// Nesting of arrays and objects in a body (at most 127).
+    pub max_depth: usize,
+    /// Tracebacks in 500 responses.
+    pub debug: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            token: None,
+            max_body: 10 << 20,
+            timeout: Duration::from_secs(60),
+            max_concurrency: 1024,
+            max_depth: 64,
+            debug: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Call,
+    Predict,
+    Model,
+    Healthz,
+    Readyz,
+    Metrics,
+    OpenApi,
+    Index,
+}
+
+impl Route {
+    pub fn label(self) -> RouteLabel {
+        match self {
+            Route::Call => RouteLabel::Call,
+            Route::Predict => RouteLabel::Predict,
+            Route::Model => RouteLabel::Model,
+            Route::Healthz => RouteLabel::Healthz,
+            Route::Readyz => RouteLabel::Readyz,
+            Route::Metrics => RouteLabel::Metrics,
+            Route::OpenApi => RouteLabel::OpenApi,
+            Route::Index => RouteLabel::Index,
+        }
+    }
+}
+
+/// What the core needs of a request head; transports fill it from their own header types.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Head<'a> {
+    pub method: &'a str,
+    /// Without the query string.
+    pub path: &'a str,
+    pub content_type: Option<&'a [u8]>,
+    pub authorization: Option<&'a [u8]>,
+    pub content_length: Option<u64>,
+}
+
+pub enum Start {
+    Respond(Response),
+    /// Read the body (at most `max_body` bytes), then call [`Service::begin`].
+    NeedBody(Route),
+}
+
+pub enum Step {
+    Respond(Response),
+    /// Run `calls` in order, then hand their outcome to [`Service::finish`].
+    Call(Ticket, Vec<Args>),
+}
+
+/// A request waiting for its calls; holds a concurrency slot until dropped.
+pub struct Ticket {
+    route: Route,
+    started: Instant,
+    _slot: Slot,
+}
+
+impl Ticket {
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+}
+
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Why a call produced no result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallError {
+    /// The function raised: the exception's type (qualified unless a builtin) and message.
+    Raised {
+        kind: String,
+        message: String,
+        traceback: Option<String>,
+    },
+    /// The result of call number `call` holds a value with no JSON form, at `path` inside it
+    /// (`[2].x`; empty for the result itself).
+    Unserializable {
+        kind: String,
+        path: String,
+        call: usize,
+    },
+    /// The worker could not run the call (shut down, or a bug).
+    Internal(String),
+}
+
+/// One encoded JSON value per call, in call order.
+pub type Outcome = Result<Vec<Vec<u8>>, CallError>;
+
+pub struct Service {
+    sig: Signature,
+    opts: Options,
+    binder: Binder,
+    metrics: Metrics,
+    openapi: Vec<u8>,
+    page: Vec<u8>,
+    predict_path: String,
+    model_path: String,
+    expected_auth: Option<Vec<u8>>,
+    calls_in_flight: Arc<AtomicUsize>,
+    draining: AtomicBool,
+    log: Logger,
+}
+
+impl Service {
+    pub fn new(manifest_json: &str, opts: Options, log: Logger) -> Result<Service, ManifestError> {
+        let sig = Signature::from_manifest(manifest_json)?;
+        let binder = Binder::new(&sig)?;
+        let predict_path = format!("/v1/models/{}:predict", sig.name);
+        let model_path = format!("/v1/models/{}", sig.name);
+        let token = opts.token.as_deref().filter(|t| !t.is_empty());
+        let doc = openapi::document(&sig, &predict_path, &model_path, token.is_some());
+        let openapi = serde_json::to_vec(&doc).expect("a JSON value serialises");
+        let page = page::render(&sig, &predict_path, token.is_some());
+        let expected_auth = token.map(|t| format!("Bearer {t}").into_bytes());
+        Ok(Service {
+            metrics: Metrics::new(&predict_path, &model_path),
+            sig,
+            binder,
+            openapi,
+            page,
+            predict_path,
+            model_path,
+            expected_auth,
+            calls_in_flight: Arc::new(AtomicUsize::new(0)),
+            draining: AtomicBool::new(false),
+            log,
+            opts,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.sig.name
+    }
+
+    pub fn signature(&self) -> &Signature {
+        &self.sig
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.opts
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub fn log(&self) -> &Logger {
+        &self.log
+    }
+
+    pub fn enter(&self) -> InFlight {
+        self.metrics.enter()
+    }
+
+    /// From now on `/readyz` answers 503, so a load balancer stops sending new work.
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    pub fn calls_in_flight(&self) -> usize {
+        self.calls_in_flight.load(Ordering::Acquire)
+    }
+
+    /// Everything that needs only the head: routing, the token, the media type, a declared
+    /// length over the limit; GET routes are answered here.
+    pub fn start(&self, head: &Head<'_>, started: Instant) -> Start {
+        let route = match self.route(head.method, head.path) {
+            Ok(route) => route,
+            Err(err) => return Start::Respond(self.fail(RouteLabel::Other, err, started)),
+        };
+        let label = route.label();
+        if matches!(route, Route::Call | Route::Predict | Route::Metrics) {
+            if let Some(expected) = &self.expected_auth {
+                let given = head.authorization.unwrap_or_default();
+                if !bearer_matches(given, expected) {
+                    let err = ApiError::unauthorized(head.authorization.is_some());
+                    return Start::Respond(self.fail(label, err, started));
+                }
+            }
+        }
+        let response = match route {
+            Route::Call | Route::Predict => {
+                if !is_json(head.content_type) {
+                    let ct = head.content_type.map(String::from_utf8_lossy);
+                    let err = ApiError::not_json(ct.as_deref());
+                    return Start::Respond(self.fail(label, err, started));
+                }
+                if head
+                    .content_length
+                    .is_some_and(|n| n > self.opts.max_body as u64)
+                {
+                    let err = ApiError::too_large(self.opts.max_body);
+                    return Start::Respond(self.fail(label, err, started));
+                }
+                return Start::NeedBody(route);
+            }
+            Route::Healthz => Response::json(200, br#"{"status":"ok"}"#.to_vec()),
+            Route::Readyz => {
+                if self.draining.load(Ordering::Acquire) {
+                    ApiError::draining().into_response()
+                } else {
+                    Response::json(200, br#"{"status":"ready"}"#.to_vec())
+                }
+            }
+            Route::Model => {
+                let ready = !self.draining.load(Ordering::Acquire);
+                let body = json!({"name": self.sig.name, "ready": ready});
+                Response::json(200, body.to_string().into_bytes())
+            }
+            Route::Metrics => Response {
+                status: 200,
+                content_type: response::PROMETHEUS,
+                body: self.metrics.render().into_bytes(),
+                headers: Vec::new(),
+                close: false,
+            },
+            Route::OpenApi => Response::json(200, self.openapi.clone()),
+            Route::Index => Response {
+                status: 200,
+                content_type: response::HTML,
+                body: self.page.clone(),
+                headers: Vec::new(),
+                close: false,
+            },
+        };
+        self.record(label, response.status, started);
+        Start::Respond(response)
+    }
+
+    /// Parse, bind and validate the body, then take a concurrency slot for the calls.
+    pub fn begin(&self, route: Route, body: &[u8], started: Instant) -> Step {
+        let label = route.label();
+        if body.len() > self.opts.max_body {
+            return Step::Respond(self.fail(
+                label,
+                ApiError::too_large(self.opts.max_body),
+                started,
+            ));
+        }
+        let value = match json::parse(body, self.opts.max_depth) {
+            Ok(v) => v,
+            Err(err @ ParseError::TooDeep(_)) => {
+                let err = ApiError::new(400, "too_deep", err.to_string());
+                return Step::Respond(self.fail(label, err, started));
+            }
+            Err(err) => {
+                return Step::Respond(self.fail(
+                    label,
+                    ApiError::malformed(err.to_string()),
+                    started,
+                ))
+            }
+        };
+        let bound = match route {
+            Route::Predict => self.bind_instances(value),
+            _ => self
+                .binder
+                .bind(value, &[Value::from("body")])
+                .map(|args| vec![args]),
+        };
+        let calls = match bound {
+            Ok(calls) => calls,
+            Err(issues) => {
+                return Step::Respond(self.fail(label, ApiError::invalid(issues), started))
+            }
+        };
+        let previous = self.calls_in_flight.fetch_add(1, Ordering::AcqRel);
+        let slot = Slot(self.calls_in_flight.clone());
+        if previous >= self.opts.max_concurrency {
+            drop(slot);
+            let err = ApiError::overloaded(self.opts.max_concurrency);
+            return Step::Respond(self.fail(label, err, started));
+        }
+        Step::Call(
+            Ticket {
+                route,
+                started,
+                _slot: slot,
+            },
+            calls,
+        )
+    }
+
+    fn bind_instances(&self, value: Json) -> Result<Vec<Args>, Vec<Value>> {
+        let Json::Object(members) = value else {
+            return Err(vec![response::issue(
+                vec!["body".into()],
+                format!(
+                    "a KServe request is an object `{{\"instances\": [...]}}`, not {}",
+                    value.kind()
+                ),
+                "body_type",
+            )]);
+        };
+        let instances = members
+            .into_iter()
+            .rev()
+            .find(|(k, _)| k == "instances")
+            .map(|(_, v)| v);
+        let instances = match instances {
+            Some(Json::Array(items)) => items,
+            other => {
+                let msg = match other {
+                    Some(v) => format!("`instances` must be an array, not {}", v.kind()),
+                    None => "missing `instances`: send `{\"instances\": [...]}`".into(),
+                };
+                return Err(vec![response::issue(
+                    vec!["body".into(), "instances".into()],
+                    msg,
+                    "missing",
+                )]);
+            }
+        };
+        let sole = self.sig.sole_param().is_some();
+        let mut calls = Vec::with_capacity(instances.len());
+        let mut issues = Vec::new();
+        for (i, instance) in instances.into_iter().enumerate() {
+            let loc = [
+                Value::from("body"),
+                Value::from("instances"),
+                Value::from(i),
+            ];
+            let bound = if sole {
+                self.binder.bind_sole(instance, &loc)
+            } else {
+                self.binder.bind(instance, &loc)
+            };
+            match bound {
+                Ok(args) => calls.push(args),
+                Err(mut more) => issues.append(&mut more),
+            }
+            if issues.len() >= 20 {
+                break;
+            }
+        }
+        if issues.is_empty() {
+            Ok(calls)
+        } else {
+            issues.truncate(20);
+            Err(issues)
+        }
+    }
+
+    /// The response for finished calls: `{"result": ...}`, `{"predictions": [...]}` or a 500.
+    pub fn finish(&self, ticket: Ticket, outcome: Outcome) -> Response {
+        let label = ticket.route.label();
+        self.metrics.called(match &outcome {
+            Ok(results) => results.len(),
+            Err(_) => 1,
+        });
+        let response = match (ticket.route, outcome) {
+            (Route::Predict, Ok(results)) => {
+                let size = results.iter().map(Vec::len).sum::<usize>() + results.len() + 20;
+                let mut body = Vec::with_capacity(size);
+                body.extend_from_slice(b"{\"predictions\":[");
+                for (i, r) in results.iter().enumerate() {
+                    if i > 0 {
+                        body.push(b',');
+                    }
+                    body.extend_from_slice(r);
+                }
+                body.extend_from_slice(b"]}");
+                Response::json(200, body)
+            }
+            (_, Ok(mut results)) if results.len() == 1 => {
+                let result = results.pop().unwrap_or_default();
+                let mut body = Vec::with_capacity(result.len() + 11);
+                body.extend_from_slice(b"{\"result\":");
+                body.extend_from_slice(&result);
+                body.push(b'}');
+                Response::json(200, body)
+            }
+            (route, Ok(results)) => self.call_error(
+                route,
+                CallError::Internal(format!(
+                    "the worker returned {} results for one call",
+                    results.len()
+                )),
+            ),
+            (route, Err(err)) => self.call_error(route, err),
+        };
+        self.record(label, response.status, ticket.started);
+        response
+    }
+
+    pub fn timed_out(&self, ticket: Ticket) -> Response {
+        let err = ApiError::timed_out(self.opts.timeout.as_secs_f64());
+        self.log.warn(
+            "call timed out",
+            &[("timeout_s", self.opts.timeout.as_secs_f64().into())],
+        );
+        self.fail(ticket.route.label(), err, ticket.started)
+    }
+
+    /// Errors only a transport sees (a body too large while streaming, a body too slow).
+    pub fn reject(&self, route: Route, err: ApiError, started: Instant) -> Response {
+        self.fail(route.label(), err, started)
+    }
+
+    fn call_error(&self, route: Route, err: CallError) -> Response {
+        let api = match err {
+            CallError::Raised {
+                kind,
+                message,
+                traceback,
+            } => {
+                self.metrics.function_error(&kind);
+                self.log.warn(
+                    "the function raised",
+                    &[
+                        ("type", kind.as_str().into()),
+                        ("message", message.as_str().into()),
+                    ],
+                );
+                let details = match traceback {
+                    Some(tb) if self.opts.debug => vec![json!({"traceback": tb})],
+                    _ => Vec::new(),
+                };
+                ApiError::new(500, kind, message).with_details(details)
+            }
+            CallError::Unserializable { kind, path, call } => {
+                self.metrics.function_error("unserializable_result");
+                let path = match route {
+                    Route::Predict => format!("predictions[{call}]{path}"),
+                    _ => format!("result{path}"),
+                };
+                let message = format!(
+                    "the function returned `{kind}` at `{path}`, which has no JSON form; \
+                     return lists, dicts, numbers, strings, numpy or pandas objects, or dataclasses"
+                );
+                self.log.warn(
+                    "unserializable result",
+                    &[("message", message.as_str().into())],
+                );
+                ApiError::new(500, "unserializable_result", message)
+                    .with_details(vec![json!({"loc": path, "type": kind})])
+            }
+            CallError::Internal(message) => {
+                self.log
+                    .error("internal error", &[("message", message.as_str().into())]);
+                ApiError::new(500, "internal_error", message)
+            }
+        };
+        api.into_response()
+    }
+
+    fn fail(&self, label: RouteLabel, err: ApiError, started: Instant) -> Response {
+        let response = err.into_response();
+        self.record(label, response.status, started);
+        response
+    }
+
+    fn record(&self, label: RouteLabel, status: u16, started: Instant) {
+        self.metrics.observe(label, status, started.elapsed());
+    }
+
+    fn route(&self, method: &str, path: &str) -> Result<Route, ApiError> {
+        let (route, allow) = match path {
+            "/call" => (Route::Call, "POST"),
+            "/healthz" => (Route::Healthz, "GET"),
+            "/readyz" => (Route::Readyz, "GET"),
+            "/metrics" => (Route::Metrics, "GET"),
+            "/openapi.json" => (Route::OpenApi, "GET"),
+            "/" => (Route::Index, "GET"),
+            p if p == self.predict_path => (Route::Predict, "POST"),
+            p if p == self.model_path => (Route::Model, "GET"),
+            p => return Err(ApiError::not_found(p)),
+        };
+        let ok = match allow {
+            "GET" => method == "GET" || method == "HEAD",
+            _ => method == allow,
+        };
+        if ok {
+            Ok(route)
+        } else {
+            let allow = if allow == "GET" { "GET, HEAD" } else { allow };
+            Err(ApiError::method_not_allowed(method, path, allow))
+        }
+    }
+}
+
+/// `application/json`, `application/<x>+json`, with or without parameters.
+fn is_json(content_type: Option<&[u8]>) -> bool {
+    let Some(ct) = content_type else {
+        return false;
+    };
+    let essence = ct.split(|&b| b == b';').next().unwrap_or_default();
+    let essence = essence.trim_ascii().to_ascii_lowercase();
+    essence == b"application/json"
+        || (essence.starts_with(b"application/") && essence.ends_with(b"+json"))
+}
+
+/// Compares every byte whatever the first difference, so timing does not leak the token.
+fn bearer_matches(given: &[u8], expected: &[u8]) -> bool {
+    // The scheme is case-insensitive (RFC 7235); the token is not.
+    let (scheme, token) = (given.get(..7), given.get(7..));
+    let (Some(scheme), Some(token)) = (scheme, token) else {
+        return false;
+    };
+    if !scheme.eq_ignore_ascii_case(&expected[..7]) {
+        return false;
+    }
+    let expected = &expected[7..];
+    let mut diff = u8::from(token.len() != expected.len());
+    for (i, &b) in expected.iter().enumerate() {
+        diff |= b ^ token.get(i).copied().unwrap_or(0);
+    }
+    diff == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_types() {
+        assert!(is_json(Some(b"application/json")));
+        assert!(is_json(Some(b"Application/JSON; charset=utf-8")));
+        assert!(is_json(Some(b"application/vnd.api+json")));
+        assert!(!is_json(Some(b"text/plain")));
+        assert!(!is_json(Some(b"application/x-www-form-urlencoded")));
+        assert!(!is_json(None));
+    }
+
+    #[test]
+    fn bearer_tokens() {
+        let expected = b"Bearer s3cret";
+        assert!(bearer_matches(b"Bearer s3cret", expected));
+        assert!(bearer_matches(b"bearer s3cret", expected));
+        assert!(!bearer_matches(b"Bearer s3cre", expected));
+        assert!(!bearer_matches(b"Bearer s3cret2", expected));
+        assert!(!bearer_matches(b"Basic s3cret", expected));
+        assert!(!bearer_matches(b"", expected));
+    }
+}

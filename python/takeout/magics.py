@@ -1,0 +1,192 @@
+"""The IPython extension: `%load_ext takeout`, then `%takeout ...` in a notebook.
+
+    %takeout deps FUNC [--json] [--require SPEC]... [--exclude DIST]...
+    %takeout pack FUNC [-o DIR] [--name N] [--require SPEC]... [--exclude DIST]...
+                       [--example JSON]... [--force]
+    %takeout serve BUNDLE [--port P] [--host H]
+    %takeout stop
+
+The magic works on the live objects of the kernel it runs in: `deps` and `pack` are
+`takeout.deps` and `takeout.pack` on the function bound to FUNC, `serve` starts a server in
+the background and prints its URL. Mistakes and takeout's own errors are IPython
+`UsageError`s: one line, no traceback. Arguments are not `$var`-expanded, so JSON examples
+with braces pass through as typed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+from typing import Any, NoReturn, Optional
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
+
+from .errors import TakeoutError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a mistake as a one-line `UsageError` instead of exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"%takeout: {message} (see `%takeout --help`)")
+
+    def exit(self, status: int = 0, message: Optional[str] = None) -> NoReturn:
+        if status:
+            raise UsageError(message or "%takeout: invalid arguments")
+        raise _Done
+
+
+class _Done(Exception):
+    """`--help` was printed."""
+
+
+def _parser() -> _Parser:
+    parser = _Parser(prog="%takeout", description="Ship a function of this notebook.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    deps = sub.add_parser("deps", help="the distributions FUNC needs, and why")
+    deps.add_argument("function", metavar="FUNC")
+    deps.add_argument("--json", action="store_true", help="print the report as JSON")
+    _requirements(deps)
+
+    pack = sub.add_parser("pack", help="write FUNC as a bundle directory")
+    pack.add_argument("function", metavar="FUNC")
+    pack.add_argument("-o", "--output", metavar="DIR", help="bundle directory (./NAME.takeout)")
+    pack.add_argument("--name", help="the bundle's name (default: the function's name)")
+    _requirements(pack)
+    pack.add_argument(
+        "--example",
+        action="append",
+        default=[],
+        metavar="JSON",
+        help="a call to record: JSON array (positional) or object (keywords)",
+    )
+    pack.add_argument("--force", action="store_true", help="replace an existing bundle")
+
+    serve = sub.add_parser("serve", help="serve a bundle in the background")
+    serve.add_argument("bundle", metavar="BUNDLE")
+    serve.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    serve.add_argument("--host", default="127.0.0.1")
+
+    sub.add_parser("stop", help="stop the servers started here")
+    return parser
+
+
+def _requirements(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--require", action="append", default=[], metavar="SPEC")
+    parser.add_argument("--exclude", action="append", default=[], metavar="DIST")
+
+
+@magics_class
+class TakeoutMagics(Magics):
+    """`%takeout`: deps, pack, serve and stop, on this kernel's live objects."""
+
+    def __init__(self, shell: Any) -> None:
+        super().__init__(shell)
+        self.servers: list[Any] = []
+
+    @no_var_expand
+    @line_magic
+    def takeout(self, line: str) -> None:
+        """Ship a function of this notebook: `%takeout deps|pack FUNC`, `serve BUNDLE`, `stop`.
+
+        `%takeout --help` (or `%takeout pack --help`) lists the options.
+        """
+        try:
+            args = _parser().parse_args(shlex.split(line))
+        except _Done:
+            return
+        except ValueError as err:  # shlex: an unclosed quote
+            raise UsageError(f"%takeout: {err}") from None
+        try:
+            getattr(self, f"_{args.command}")(args)
+        except TakeoutError as err:
+            raise UsageError(str(err)) from None
+
+    def _function(self, name: str) -> Any:
+        namespace = self.shell.user_ns  # type: ignore[union-attr]
+        head, *attrs = name.split(".")
+        if head not in namespace:
+            raise UsageError(f"`{head}` is not defined in this notebook; run its cell first")
+        value = namespace[head]
+        for attr in attrs:
+            try:
+                value = getattr(value, attr)
+            except AttributeError:
+                raise UsageError(f"`{name}` does not exist: no attribute `{attr}`") from None
+        return value
+
+    def _deps(self, args: argparse.Namespace) -> None:
+        from IPython.display import display
+
+        import takeout
+
+        report = takeout.deps(
+            self._function(args.function), require=args.require, exclude=args.exclude
+        )
+        if args.json:
+            print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False, default=str))
+            return
+        # Jupyter shows the HTML table; a terminal IPython shows the text.
+        display({"text/plain": str(report), "text/html": report._repr_html_()}, raw=True)
+
+    def _pack(self, args: argparse.Namespace) -> None:
+        import takeout
+
+        examples = [_json_arg(text) for text in args.example]
+        bundle = takeout.pack(
+            self._function(args.function),
+            args.output,
+            name=args.name,
+            examples=examples or None,
+            require=args.require,
+            exclude=args.exclude,
+            overwrite=args.force,
+        )
+        pins = ", ".join(r["requirement"] for r in bundle.manifest.get("requirements", ()))
+        print(f"packed `{args.function}` into {bundle.path} ({pins or 'no requirements'})")
+
+    def _serve(self, args: argparse.Namespace) -> None:
+        import takeout
+
+        handle = takeout.serve(args.bundle, host=args.host, port=args.port, background=True)
+        assert handle is not None  # background=True always returns one
+        self.servers.append(handle)
+        print(f"serving `{handle.name}` at {handle.url} (stop it with %takeout stop)")
+
+    def _stop(self, args: argparse.Namespace) -> None:
+        if not self.servers:
+            print("no server started by %takeout is running")
+            return
+        while self.servers:
+            handle = self.servers.pop()
+            handle.stop()
+            print(f"stopped `{handle.name}` at {handle.url}")
+
+    def stop_all(self) -> None:
+        while self.servers:
+            self.servers.pop().stop()
+
+
+def _json_arg(text: str) -> Any:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UsageError(
+            f"--example is not valid JSON ({err.msg} at column {err.colno}); e.g. "
+            "--example '[[0.5, 0.5]]' or --example '{\"x\": 1}'"
+        ) from None
+    return tuple(value) if isinstance(value, list) else value
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    ipython.register_magics(TakeoutMagics)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    magics = ipython.magics_manager.registry.get("TakeoutMagics")
+    if magics is not None:
+        magics.stop_all()
