@@ -62,7 +62,7 @@ class Served:
     def __init__(self, argv: list[str], env: Optional[dict[str, str]] = None, port: int = 0):
         self.argv = argv
         # uvicorn re-raises SIGTERM once drained, so its clean exit is death by that signal.
-        self.clean_exit = -signal.SIGTERM if port else 0
+        self.clean_exit = -signal.SIGTERM if "uvicorn" in argv else 0
         self.proc = subprocess.Popen(
             argv,
             env={**os.environ, **(env or {})},
@@ -145,7 +145,8 @@ OPTION_ENV = {
 
 
 def serve(transport: str, bundle: Path, *options: str, token: str = "", **kw: Any) -> Served:
-    """`takeout serve BUNDLE OPTIONS`, or the same bundle and options through uvicorn."""
+    """`takeout serve BUNDLE OPTIONS`, or the same bundle and options through the ASGI
+    adapter under `transport` (uvicorn or granian)."""
     env = {"TAKEOUT_TOKEN": token} if token else {}
     if transport == "takeout":
         argv = [sys.executable, "-m", "takeout.cli", "serve", str(bundle), "--port=0", *options]
@@ -163,16 +164,10 @@ def serve(transport: str, bundle: Path, *options: str, token: str = "", **kw: An
         else:
             raise ValueError(f"no uvicorn equivalent for {option}")
     port = free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "takeout.asgi:from_env",
-        f"--port={port}",
-        "--log-level=warning",
-        *uvicorn_args,
-    ]
+    argv = [sys.executable, "-m", transport, "--factory", f"--port={port}", "--log-level=warning"]
+    if transport == "granian":
+        argv.append("--interface=asgi")
+    argv += [*uvicorn_args, "takeout.asgi:from_env"]
     return Served(argv, env, port=port, **kw)
 
 
@@ -514,3 +509,20 @@ def test_cli_refuses_a_bad_port_in_one_line(bundles: dict[str, Path]) -> None:
     )
     assert r.returncode == 2
     assert "`lots` is not a size" in r.stderr
+
+
+def test_the_asgi_adapter_under_granian(bundles: dict[str, Path], seed: dict[str, Any]) -> None:
+    server = serve("granian", bundles["km_predict_two"], "--timeout=5")
+    try:
+        url = server.url
+        want = int(seed["km_predict_two"]([0.5, 0.5]))
+        assert post(url + "/call", {"sample": [0.5, 0.5]}).json() == {"result": want}
+        r = post(url + "/v1/models/km_predict_two:predict", {"instances": [[0.5, 0.5]]})
+        assert r.json() == {"predictions": [want]}
+        r = httpx.post(url + "/call", content=b"{", headers={"content-type": "application/json"})
+        assert r.status_code == 400
+        assert httpx.post(url + "/call", content=b"x=1").status_code == 415
+        assert post(url + "/call", {"other": 1}).status_code == 422
+        assert 'route="/call",status="200"' in httpx.get(url + "/metrics").text
+    finally:
+        assert server.stop() == 0, server.log

@@ -79,7 +79,7 @@ def test_sigterm_lets_in_flight_calls_finish(
     assert code == 0, server.log
     assert sorted(r.status_code for r in results) == [200] * 16, [r.text for r in results]
     assert sorted(r.json()["result"] for r in results) == [1.0 + i / 100 for i in range(16)]
-    assert time.monotonic() - t0 < 10
+    assert time.monotonic() - t0 < 4  # the 16 calls ran side by side, not one after another
     with pytest.raises(httpx.ConnectError):
         httpx.get(server.url + "/healthz", timeout=2)
 

@@ -217,6 +217,9 @@ class Server:
     """`app` served over HTTP/1.1 by hyper on threads of its own; binds and starts at once.
 
     `reuse_port` sets SO_REUSEPORT so that several worker processes can share the port.
+    `spin` polls briefly (yielding the CPU) for the next call and for a lone call's outcome
+    instead of sleeping: a wake-up saved per request at low load, tens of microseconds on a
+    virtual CPU.
     Raises `takeout.errors.ServeError` when the address cannot be bound.
     """
 
@@ -231,6 +234,7 @@ class Server:
         grace: float = 30.0,
         header_timeout: float = 30.0,
         body_timeout: float = 30.0,
+        spin: bool = True,
     ) -> Server: ...
     @property
     def host(self) -> str: ...

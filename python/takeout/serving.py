@@ -333,6 +333,7 @@ class _Supervisor:
         try:
             pid = os.fork()
             if pid == 0:
+                self.reserve.close()
                 _worker(self.app, self.host, self.port, self.server_options, os.getppid())
             self.children[pid] = slot
             self.born[pid] = time.monotonic()

@@ -312,7 +312,7 @@ impl PyServer {
     #[new]
     #[pyo3(signature = (
         app, host="127.0.0.1", port=8000, *, reuse_port=false, io_threads=1, grace=30.0,
-        header_timeout=30.0, body_timeout=30.0,
+        header_timeout=30.0, body_timeout=30.0, spin=true,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -325,6 +325,7 @@ impl PyServer {
         grace: f64,
         header_timeout: f64,
         body_timeout: f64,
+        spin: bool,
     ) -> PyResult<Self> {
         let seconds = |name: &str, v: f64| -> PyResult<Duration> {
             if v.is_finite() && v >= 0.0 {
@@ -340,6 +341,7 @@ impl PyServer {
             header_timeout: seconds("header_timeout", header_timeout)?,
             body_timeout: seconds("body_timeout", body_timeout)?,
             grace: seconds("grace", grace)?,
+            spin,
         };
         let listener = http::bind(host, port, reuse_port).map_err(|err| {
             serve_error(format!(
@@ -347,6 +349,7 @@ impl PyServer {
             ))
         })?;
         let inner = &app.inner;
+        inner.invoker.set_spin(spin);
         inner
             .invoker
             .start()

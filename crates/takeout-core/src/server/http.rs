@@ -35,6 +35,9 @@ pub struct Config {
     pub body_timeout: Duration,
     /// How long shutdown waits for in-flight requests.
     pub grace: Duration,
+    /// Poll briefly for a lone call's outcome instead of parking; worth it only with a core
+    /// to spare.
+    pub spin: bool,
 }
 
 impl Default for Config {
@@ -44,6 +47,7 @@ impl Default for Config {
             header_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(30),
             grace: Duration::from_secs(30),
+            spin: true,
         }
     }
 }
@@ -266,7 +270,11 @@ async fn handle(
         Step::Call(ticket, calls) => {
             let (tx, mut rx) = oneshot::channel();
             state.invoker.invoke(calls, Box::new(tx));
-            let quick = spin(service, &mut rx).await;
+            let quick = if state.config.spin {
+                spin(service, &mut rx).await
+            } else {
+                None
+            };
             let waited = match quick {
                 Some(outcome) => Ok(Ok(outcome)),
                 None => tokio::time::timeout(opts.timeout, rx).await,
