@@ -218,9 +218,21 @@ def _serve(
 
         return Handle(app.name, server.url, stop)
     if workers == 1:
-        server = _core.Server(app, host, port, **server_options)
-        log.info("serving", name=app.name, url=server.url, workers=1, pid=os.getpid())
-        with _signals(lambda: server.shutdown()):
+        # Handlers first: a SIGTERM that lands while the server starts still drains it.
+        started: list[Any] = []
+        stopping: list[bool] = []
+
+        def stop() -> None:
+            stopping.append(True)
+            for server in started:
+                server.shutdown()
+
+        with _signals(stop):
+            server = _core.Server(app, host, port, **server_options)
+            started.append(server)
+            if stopping:
+                server.shutdown()
+            log.info("serving", name=app.name, url=server.url, workers=1, pid=os.getpid())
             server.wait()
         log.info("stopped", name=app.name)
         return None

@@ -2,7 +2,9 @@
 //! `Server` (the hyper transport) and `Exchange` (one request driven by the ASGI adapter).
 //! The function is any callable plus its manifest as JSON text, so nothing here knows bundles.
 
+mod aio;
 mod invoke;
+mod pool;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
