@@ -55,3 +55,4 @@ bench: install ## benchmarks; ratio tables on stdout
 	$(PY) bench/deps.py
 	$(PY) bench/bundle.py
 	$(PY) bench/notebook.py
+	$(PY) bench/serve.py

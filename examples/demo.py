@@ -100,7 +100,8 @@ def serve_and_call(bundle: str) -> int:
             ("/call", {"sample": [9.0, -3.0]}),
             ("/v1/models/km_predict_one:predict", {"instances": [[0.5, 0.5], [9.0, -3.0]]}),
         ]:
-            print(f"$ curl -s {base}{path} -d '{json.dumps(body)}'")
+            header = "-H 'content-type: application/json'"
+            print(f"$ curl -s {base}{path} {header} -d '{json.dumps(body)}'")
             print(json.dumps(http(base + path, body)), flush=True)
     finally:
         print("$ kill -TERM %1", flush=True)

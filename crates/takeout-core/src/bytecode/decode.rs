@@ -13,7 +13,7 @@ pub(crate) fn decode_named(
     table: &OpcodeTable,
     qualname: &str,
 ) -> Result<Vec<Instruction>, BytecodeError> {
-    if code.len() % 2 != 0 {
+    if !code.len().is_multiple_of(2) {
         return Err(BytecodeError::OddLength {
             qualname: qualname.to_owned(),
             len: code.len(),

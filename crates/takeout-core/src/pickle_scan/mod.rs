@@ -541,7 +541,7 @@ impl<'a> Scanner<'a> {
     }
 
     fn even_items(&self, count: usize) -> Result<(), PickleError> {
-        if count % 2 != 0 {
+        if !count.is_multiple_of(2) {
             return Err(self.bad_argument("odd number of items between MARK and the opcode"));
         }
         Ok(())

@@ -698,8 +698,8 @@ fn stack_entries_stay_small() {
 #[test]
 fn deep_nesting_does_not_recurse() {
     let mut data = vec![b')'];
-    data.extend(std::iter::repeat(0x85).take(1_000_000));
-    data.extend(std::iter::repeat(b'(').take(1_000_000));
+    data.extend(std::iter::repeat_n(0x85, 1_000_000));
+    data.extend(std::iter::repeat_n(b'(', 1_000_000));
     data.push(b'.');
     assert_eq!(depths(&data), Ok((1, 1_000_000)));
 }

@@ -28,12 +28,12 @@ pub(crate) fn raw_unicode_escape(bytes: &[u8]) -> Result<String, &'static str> {
             Some(b'u') if run % 2 == 1 => 4,
             Some(b'U') if run % 2 == 1 => 8,
             _ => {
-                out.extend(std::iter::repeat('\\').take(run));
+                out.extend(std::iter::repeat_n('\\', run));
                 continue;
             }
         };
         // The last backslash of the run introduces the escape; the others are literal.
-        out.extend(std::iter::repeat('\\').take(run - 1));
+        out.extend(std::iter::repeat_n('\\', run - 1));
         let hex = bytes
             .get(i + 1..i + 1 + digits)
             .ok_or("truncated \\uXXXX escape")?;
