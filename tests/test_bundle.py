@@ -305,6 +305,16 @@ def test_a_manifest_path_cannot_escape_the_bundle(seed_bundle: takeout.Bundle) -
         takeout.load(seed_bundle.path)
 
 
+def test_a_buffer_must_be_a_hashed_file(tmp_path: Path) -> None:
+    ns = run_cells("import numpy as np\nw = np.zeros(200_000)\ndef f():\n    return float(w[0])")
+    bundle = takeout.pack(ns["f"], tmp_path / "b.takeout")
+    manifest = json.loads((bundle.path / "manifest.json").read_text())
+    manifest["buffers"][0]["file"] = "../../outside.bin"
+    (bundle.path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=r"lists buffers without a sha256 \(\.\./\.\./outside"):
+        takeout.load(bundle.path)
+
+
 # ── the runtime stays standalone ───────────────────────────────────────────────────────────
 
 

@@ -451,7 +451,14 @@ def read_manifest(path: PathLike, *, signing_key: Union[str, bytes, None] = None
             f"`{root}/{_runtime.MANIFEST}` does not list the sha256 of function.pkl; "
             "pack the bundle again"
         )
-    large = {b["file"] for b in manifest.get("buffers", ()) if isinstance(b, dict)}
+    large = {b.get("file") for b in manifest.get("buffers", ()) if isinstance(b, dict)}
+    unlisted = sorted(str(f) for f in large if f not in files)
+    if unlisted or len(large) != len(manifest.get("buffers", ())):
+        # Every file the loader opens must be one whose sha256 was just checked.
+        raise BundleError(
+            f"`{root}/{_runtime.MANIFEST}` lists buffers without a sha256 "
+            f"({', '.join(unlisted) or 'malformed entry'}); pack the bundle again"
+        )
     core.verify_files(str(root), {k: v for k, v in files.items() if k not in large})
     _verify_large(root, {k: v for k, v in files.items() if k in large})
     return manifest
