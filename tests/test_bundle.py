@@ -173,6 +173,32 @@ def test_examples_record_outputs_in_json_form(tmp_path: Path) -> None:
     assert fn([2.0, 4.0], "2024-12-31")["day"].isoformat() == "2025-01-01"
 
 
+def test_async_functions_and_generators_are_settled(tmp_path: Path) -> None:
+    ns = run_cells(
+        """
+        import asyncio
+        async def slow_double(x):
+            await asyncio.sleep(0)
+            return 2 * x
+        def countdown(n):
+            yield from range(n, 0, -1)
+        async def ticks(n):
+            for i in range(n):
+                yield i
+        """
+    )
+    for name, args, output in [
+        ("slow_double", (21,), 42),
+        ("countdown", (3,), [3, 2, 1]),
+        ("ticks", (2,), [0, 1]),
+    ]:
+        bundle = takeout.pack(ns[name], tmp_path / f"{name}.takeout", examples=[args])
+        assert bundle.manifest["examples"][0]["output"] == output
+        from takeout.bundle import call
+
+        assert call(bundle.path, list(args)) == output
+
+
 # ── large buffers: out-of-band, memory-mapped ──────────────────────────────────────────────
 
 

@@ -447,9 +447,30 @@ def same(got: Any, want: Any, rel: float = 1e-6, abs_: float = 1e-9) -> bool:
     return bool(got == want)
 
 
+def settle(result: Any) -> Any:
+    """What a call returns once it is done, as the server sees it: an `async def` function's
+    coroutine is awaited, a generator's items (sync or async) are collected into a list."""
+    import inspect
+
+    if inspect.iscoroutine(result):
+        import asyncio
+
+        return asyncio.run(result)
+    if inspect.isasyncgen(result):
+        import asyncio
+
+        async def collect() -> list[Any]:
+            return [item async for item in result]
+
+        return asyncio.run(collect())
+    if inspect.isgenerator(result):
+        return list(result)
+    return result
+
+
 def call_example(fn: Callable[..., Any], example: dict[str, Any]) -> Any:
     """Call with an example's JSON arguments, as the server would, and return JSON."""
-    return to_json(fn(*example.get("args", ()), **example.get("kwargs", {})))
+    return to_json(settle(fn(*example.get("args", ()), **example.get("kwargs", {}))))
 
 
 # ── standalone: `python -I _runtime.py BUNDLE` in a clean venv ───────────────────────────

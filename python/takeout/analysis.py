@@ -23,7 +23,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from . import _bytecode, _core, _env, _pickling
+from . import _bytecode, _core, _env, _pickling, _runtime
 from .errors import AnalysisError, RequirementError, TakeoutError
 from .report import DistributionInfo, LockEntry, ModuleInfo, Report
 
@@ -518,7 +518,9 @@ def _trace(fn: Any, examples: Sequence[Any], name: str) -> dict[str, list[str]]:
         old = sys.getprofile()
         sys.setprofile(hook)
         try:
-            fn(*args, **kwargs)
+            # Awaited or drained here, under the hook: what an async or generator function
+            # imports while running counts too.
+            _runtime.settle(fn(*args, **kwargs))
         except Exception as exc:
             raise AnalysisError(
                 f"example {i} raised {type(exc).__name__}: {exc}; fix the example or the function"

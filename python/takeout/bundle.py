@@ -548,7 +548,7 @@ def call(path: PathLike, arguments: Any, *, signing_key: Union[str, bytes, None]
     """Load the bundle and call it once with JSON arguments; the JSON result."""
     fn, _ = load_with_manifest(path, signing_key=signing_key)
     args, kwargs = _runtime.bind_json(fn, arguments)
-    return _runtime.to_json(fn(*args, **kwargs))
+    return _runtime.to_json(_runtime.settle(fn(*args, **kwargs)))
 
 
 __all__ = [
