@@ -240,9 +240,15 @@ def _plan(tp: Any) -> Optional[Callable[[Any], Any]]:
         container = origin or tp
         if container is tuple and args and args[-1] is not Ellipsis:  # tuple[int, str]
             plans = [_plan(a) for a in args]
-            return lambda v: (
-                tuple(p(x) if p else x for p, x in zip(plans, v)) if isinstance(v, list) else v
-            )
+
+            def fixed(v: Any) -> Any:
+                if not isinstance(v, list):
+                    return v
+                if len(v) != len(plans):
+                    raise TypeError(f"expected {len(plans)} items, got {len(v)}")
+                return tuple(p(x) if p else x for p, x in zip(plans, v))
+
+            return fixed
         item = _plan(args[0]) if args else None
         if container is list and item is None:
             return None
@@ -263,8 +269,10 @@ def _plan(tp: Any) -> Optional[Callable[[Any], Any]]:
         return lambda v: _dt.datetime.fromisoformat(_z(v)) if isinstance(v, str) else v
     if tp is _dt.date:
         return lambda v: _dt.date.fromisoformat(v) if isinstance(v, str) else v
+    if tp is _dt.timedelta:  # published as a number of seconds
+        return lambda v: _dt.timedelta(seconds=v) if isinstance(v, (int, float)) else v
     if tp is _dt.time:
-        return lambda v: _dt.time.fromisoformat(v) if isinstance(v, str) else v
+        return lambda v: _dt.time.fromisoformat(_z(v)) if isinstance(v, str) else v
     if tp is decimal.Decimal:
         return lambda v: decimal.Decimal(str(v)) if isinstance(v, (int, float, str)) else v
     if tp is uuid.UUID:
@@ -280,7 +288,9 @@ def _plan(tp: Any) -> Optional[Callable[[Any], Any]]:
         return lambda v: v if isinstance(v, tp) else tp.model_validate(v)
     if _is_typeddict(tp):
         try:
-            hints = typing.get_type_hints(tp)
+            # The class itself as a local name: a recursive string annotation resolves even
+            # when its module is not where it was defined (a notebook cell's namespace).
+            hints = typing.get_type_hints(tp, localns={tp.__name__: tp})
         except Exception:
             return None
         plans = {k: p for k, p in ((k, _plan(t)) for k, t in hints.items()) if p}
@@ -323,22 +333,36 @@ def _ndarray_plan(dtype: Any) -> Callable[[Any], Any]:
     return convert
 
 
+_BUILDING: dict[Any, dict[str, Any]] = {}
+
+
 def _dataclass_plan(tp: Any) -> Callable[[Any], Any]:
     import dataclasses
     import typing
 
+    if tp in _BUILDING:  # a recursive type (`children: list[Node]`): the plan being built
+        fields_of_outer = _BUILDING[tp]
+        return lambda v: _build_dataclass(tp, fields_of_outer, v)
+    fields: dict[str, Any] = {}
+    _BUILDING[tp] = fields
     try:
-        hints = typing.get_type_hints(tp)
-    except Exception:
-        hints = {}
-    fields = {f.name: _plan(hints.get(f.name, Any)) for f in dataclasses.fields(tp)}
+        try:
+            # The class itself as a local name: a recursive string annotation resolves even
+            # when its module is not where it was defined (a notebook cell's namespace).
+            hints = typing.get_type_hints(tp, localns={tp.__name__: tp})
+        except Exception:
+            hints = {}
+        for f in dataclasses.fields(tp):
+            fields[f.name] = _plan(hints.get(f.name, Any))
+    finally:
+        del _BUILDING[tp]
+    return lambda v: _build_dataclass(tp, fields, v)
 
-    def convert(v: Any) -> Any:
-        if not isinstance(v, dict):
-            return v
-        return tp(**{k: fields[k](x) if fields.get(k) else x for k, x in v.items()})
 
-    return convert
+def _build_dataclass(tp: Any, fields: dict[str, Any], v: Any) -> Any:
+    if not isinstance(v, dict):
+        return v
+    return tp(**{k: fields[k](x) if fields.get(k) else x for k, x in v.items()})
 
 
 def _is_pydantic_model(tp: type) -> bool:
@@ -392,24 +416,31 @@ def to_json(value: Any, _depth: int = 0) -> Any:
             return sorted(items)
         except TypeError:
             return items
+    if isinstance(value, _dt.timedelta):  # pandas.Timedelta too: seconds, as the schema says
+        return value.total_seconds() if value == value else None
+    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):  # pandas.Timestamp too
+        return value.isoformat() if value == value else None  # NaT is not equal to itself
     module = type(value).__module__.split(".")[0]
     if module == "numpy":
+        kind = getattr(getattr(value, "dtype", None), "kind", "")
+        if kind == "M":  # datetime64: ISO strings, not nanoseconds
+            return to_json(value.astype("datetime64[us]").tolist(), deeper)
+        if kind == "m":  # timedelta64: seconds
+            return to_json(value.astype("timedelta64[us]").tolist(), deeper)
         if hasattr(value, "tolist"):  # ndarray and numpy scalars
             return to_json(value.tolist(), deeper)
     if module == "pandas":
+        if type(value).__name__ == "NaTType":
+            return None
         if hasattr(value, "to_dict") and hasattr(value, "columns"):
             return to_json(value.to_dict(orient="records"), deeper)
         if hasattr(value, "tolist"):
             return to_json(value.tolist(), deeper)
-        if hasattr(value, "isoformat"):  # Timestamp
-            return value.isoformat()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_json(getattr(value, f.name), deeper) for f in dataclasses.fields(value)}
-    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
-        return value.isoformat()
-    if isinstance(value, _dt.timedelta):
-        return value.total_seconds()
     if isinstance(value, decimal.Decimal):
+        if value.is_nan():
+            return None
         number = float(value)
         return number if math.isfinite(number) else None
     if isinstance(value, enum.Enum):
@@ -453,19 +484,31 @@ def settle(result: Any) -> Any:
     import inspect
 
     if inspect.iscoroutine(result):
-        import asyncio
-
-        return asyncio.run(result)
+        return _run_async(result)
     if inspect.isasyncgen(result):
-        import asyncio
 
         async def collect() -> list[Any]:
             return [item async for item in result]
 
-        return asyncio.run(collect())
+        return _run_async(collect())
     if inspect.isgenerator(result):
         return list(result)
     return result
+
+
+def _run_async(coro: Any) -> Any:
+    """Run a coroutine to completion; in a thread of its own when this thread already runs an
+    event loop (a Jupyter cell does), where `asyncio.run` refuses."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def call_example(fn: Callable[..., Any], example: dict[str, Any]) -> Any:
@@ -510,11 +553,13 @@ def _describe(err: BaseException) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
+    """`python -I _runtime.py BUNDLE RESULT.json`: the result goes to a file of its own, so
+    whatever the function prints cannot garble it."""
     try:
         out = _standalone(Path(argv[1]))
     except BaseException as err:  # report, never a traceback: the parent explains it
         out = {"loaded": False, "error": _describe(err)}
-    sys.stdout.write(json.dumps(out) + "\n")
+    Path(argv[2]).write_text(json.dumps(out), encoding="utf-8")
     return 0
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 from . import _runtime
-from .errors import BundleError, UsageError
+from .errors import BundleError, BundleIntegrityError, UsageError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -210,7 +210,11 @@ def _check_target(target: Path, overwrite: bool) -> None:
             f"`{target}` already exists; pass overwrite=True (or --force) to replace it, "
             "or choose another path"
         )
-    if not (target / _runtime.MANIFEST).is_file():
+    try:  # a web app has a manifest.json too: only one of ours may be replaced
+        found = json.loads((target / _runtime.MANIFEST).read_bytes()).get("format", "")
+    except (OSError, ValueError, AttributeError):
+        found = ""
+    if not str(found).startswith("takeout/"):
         raise UsageError(
             f"`{target}` exists and is not a takeout bundle; refusing to replace it, "
             "choose another path"
@@ -221,9 +225,11 @@ def _replace(tmp: Path, target: Path) -> None:
     """Move the finished bundle into place; an old bundle is moved aside first and removed
     only once the new one is there."""
     import shutil
+    import tempfile
 
     if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+        old.rmdir()  # a fresh unused name: os.replace needs the place free
         os.replace(target, old)
         try:
             os.replace(tmp, target)
@@ -345,13 +351,14 @@ def _pylock(manifest: dict[str, Any], report: Any) -> str:
 
     from .verification import _uv_bin
 
-    cmd = [_uv_bin(), "pip", "compile", "-", "-q", "--no-deps", "--no-header"]
+    cmd = ["uv", "pip", "compile", "-", "-q", "--no-deps", "--no-header"]
     cmd += ["--format", "pylock.toml", "--python-version", minor]
     try:
+        cmd[0] = _uv_bin()
         out = subprocess.run(
             cmd, input="\n".join(pins), capture_output=True, text=True, timeout=300
         )
-    except (OSError, subprocess.TimeoutExpired) as err:
+    except (OSError, ImportError, subprocess.TimeoutExpired) as err:
         out = subprocess.CompletedProcess(cmd, 1, "", str(err))
     if out.returncode == 0 and "[[packages]]" in out.stdout:
         return out.stdout
@@ -445,23 +452,54 @@ def read_manifest(path: PathLike, *, signing_key: Union[str, bytes, None] = None
     manifest = _runtime.parse_manifest(text, str(root))
     core = _core()
     core.check_signature(text.decode("utf-8", "replace"), _signing_key(signing_key))
-    files = manifest.get("files")
-    if not isinstance(files, dict) or "function.pkl" not in files:
-        raise BundleError(
-            f"`{root}/{_runtime.MANIFEST}` does not list the sha256 of function.pkl; "
-            "pack the bundle again"
-        )
-    large = {b.get("file") for b in manifest.get("buffers", ()) if isinstance(b, dict)}
-    unlisted = sorted(str(f) for f in large if f not in files)
-    if unlisted or len(large) != len(manifest.get("buffers", ())):
+    _check_shape(root, manifest)
+    files = manifest["files"]
+    large = {b["file"] for b in manifest.get("buffers", ())}
+    unlisted = sorted(f for f in large if f not in files)
+    if unlisted:
         # Every file the loader opens must be one whose sha256 was just checked.
         raise BundleError(
             f"`{root}/{_runtime.MANIFEST}` lists buffers without a sha256 "
-            f"({', '.join(unlisted) or 'malformed entry'}); pack the bundle again"
+            f"({', '.join(unlisted)}); pack the bundle again"
         )
     core.verify_files(str(root), {k: v for k, v in files.items() if k not in large})
     _verify_large(root, {k: v for k, v in files.items() if k in large})
     return manifest
+
+
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def _check_shape(root: Path, manifest: dict[str, Any]) -> None:
+    """The parts of the manifest that loading reads have the types loading expects, so a
+    damaged manifest is one sentence, never a TypeError from deep inside."""
+
+    def bad(what: str) -> BundleError:
+        return BundleIntegrityError(
+            f"`{root}/{_runtime.MANIFEST}` is damaged: {what}; pack the bundle again"
+        )
+
+    files = manifest.get("files")
+    if not isinstance(files, dict) or "function.pkl" not in files:
+        raise bad("it does not list the sha256 of function.pkl")
+    for rel, digest in files.items():
+        parts = rel.split("/") if isinstance(rel, str) else [""]
+        if any(p in ("", ".", "..") for p in parts) or "\\" in rel or rel.startswith("/"):
+            raise bad(f"`{rel}` is not a relative path inside the bundle")
+        if not isinstance(digest, str) or not _DIGEST.match(digest):
+            raise bad(f"the hash of `{rel}` is not of the form sha256:<64 hex digits>")
+    buffers = manifest.get("buffers", [])
+    if not isinstance(buffers, list) or not all(
+        isinstance(b, dict)
+        and isinstance(b.get("file"), str)
+        and isinstance(b.get("size"), int)
+        and b["size"] >= 0
+        for b in buffers
+    ):
+        raise bad("`buffers` is not a list of {file, size} entries")
+    for key, kind in (("python", dict), ("loader_imports", list), ("examples", list)):
+        if key in manifest and not isinstance(manifest[key], kind):
+            raise bad(f"`{key}` is not a {kind.__name__}")
 
 
 def load(path: PathLike, *, signing_key: Union[str, bytes, None] = None) -> Callable[..., Any]:
@@ -489,8 +527,8 @@ def load_with_manifest(
         raise
     except ImportError as err:
         raise BundleError(
-            f"loading bundle `{manifest.get('name')}` needs module `{err.name}`, which is not "
-            f"installed here; install the bundle's requirements.txt"
+            f"loading bundle `{manifest.get('name')}` failed ({err}); install the bundle's "
+            "requirements.txt"
         ) from err
     return (_runtime.converter(fn) or fn), manifest
 

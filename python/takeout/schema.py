@@ -121,6 +121,7 @@ def _is_json(value: Any) -> bool:
 class _Builder:
     def __init__(self) -> None:
         self.defs: dict[str, Any] = {}
+        self.names: dict[Any, str] = {}
 
     def schema(self, tp: Any) -> dict[str, Any]:
         if tp is Any or tp is object or tp is inspect.Parameter.empty:
@@ -132,7 +133,7 @@ class _Builder:
         if origin is typing.Union or type(tp).__name__ == "UnionType":
             return {"anyOf": [self.schema(a) for a in args]}
         if origin is typing.Literal:
-            return {"enum": list(args)}
+            return _enum(args)
         if _is_annotated(tp):
             return self.schema(args[0])
         if origin in (list, cabc.Sequence, cabc.MutableSequence, cabc.Iterable, cabc.Collection):
@@ -170,13 +171,13 @@ class _Builder:
         if not isinstance(tp, type):
             return {}
         if issubclass(tp, enum.Enum):
-            return self._ref(tp.__name__, lambda: {"enum": [m.value for m in tp]})
+            return self._ref(tp, lambda: _enum([m.value for m in tp]))
         if issubclass(tp, PurePath):
             return {"type": "string"}
         if dataclasses.is_dataclass(tp):
-            return self._ref(tp.__name__, lambda: self._dataclass(tp))
+            return self._ref(tp, lambda: self._dataclass(tp))
         if issubclass(tp, dict) and hasattr(tp, "__required_keys__"):
-            return self._ref(tp.__name__, lambda: self._typeddict(tp))
+            return self._ref(tp, lambda: self._typeddict(tp))
         if _is_pydantic(tp):
             return self._pydantic(tp)
         module = tp.__module__.split(".")[0]
@@ -195,15 +196,26 @@ class _Builder:
                 return dict(schema)
         return {}
 
-    def _ref(self, name: str, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        if name not in self.defs:
+    def _ref(self, key: Any, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """A `$ref` to the definition of `key` (a class, or a fixed name), built once. Two
+        classes with the same `__name__` get distinct names."""
+        name = self.names.get(key)
+        if name is None:
+            base = key if isinstance(key, str) else key.__name__
+            name, n = base, 1
+            while name in self.defs:
+                n += 1
+                name = f"{base}{n}"
+            self.names[key] = name
             self.defs[name] = {}  # placeholder first: a recursive type refers to itself
             self.defs[name] = build()
         return {"$ref": f"#/$defs/{name}"}
 
     def _dataclass(self, tp: type) -> dict[str, Any]:
         try:
-            hints = typing.get_type_hints(tp)
+            # The class itself as a local name: a recursive string annotation resolves even
+            # when its module is not where it was defined (a notebook cell's namespace).
+            hints = typing.get_type_hints(tp, localns={tp.__name__: tp})
         except Exception:
             hints = {}
         properties = {}
@@ -226,7 +238,9 @@ class _Builder:
 
     def _typeddict(self, tp: Any) -> dict[str, Any]:
         try:
-            hints = typing.get_type_hints(tp)
+            # The class itself as a local name: a recursive string annotation resolves even
+            # when its module is not where it was defined (a notebook cell's namespace).
+            hints = typing.get_type_hints(tp, localns={tp.__name__: tp})
         except Exception:  # unresolvable forward references: keys known, values any JSON
             hints = dict.fromkeys(getattr(tp, "__annotations__", {}), Any)
         out: dict[str, Any] = {
@@ -248,6 +262,17 @@ class _Builder:
             self.defs.setdefault(name, sub)
         self.defs.setdefault(tp.__name__, schema)
         return {"$ref": f"#/$defs/{tp.__name__}"}
+
+
+def _enum(values: Any) -> dict[str, Any]:
+    """`{"enum": [...]}` of the values' JSON forms (an enum member as its value), or any JSON
+    when some value has none."""
+    from ._runtime import to_json
+
+    try:
+        return {"enum": [to_json(v.value if isinstance(v, enum.Enum) else v) for v in values]}
+    except TypeError:
+        return {}
 
 
 def _is_annotated(tp: Any) -> bool:

@@ -94,12 +94,13 @@ def verify(
     offline: bool = False,
     progress: Union[bool, Progress] = False,
     keep: bool = False,
+    signing_key: Union[str, bytes, None] = None,
 ) -> VerifyResult:
     """Check `path` in a fresh venv; see the module docstring. `progress=True` prints each
     step (and uv's install progress) to stderr; `keep=True` leaves the venv for inspection."""
     started = time.perf_counter()
     root = bundle_dir(path).resolve()
-    manifest = read_manifest(root)
+    manifest = read_manifest(root, signing_key=signing_key)
     say = _progress(progress)
     pins = list(dict.fromkeys([*manifest.get("lock", ()), *manifest.get("runtime", ())]))
     work = Path(tempfile.mkdtemp(prefix="takeout-verify-"))
@@ -118,14 +119,15 @@ def verify(
         run_dir.mkdir()
         runtime = run_dir / "takeout_runtime.py"
         shutil.copyfile(_runtime.__file__, runtime)
+        result_file = work / "result.json"
         out = subprocess.run(
-            [str(python), "-I", str(runtime), str(root)],
+            [str(python), "-I", str(runtime), str(root), str(result_file)],
             capture_output=True,
             text=True,
             cwd=run_dir,
             env=_clean_env(),
         )
-        facts = _parse(out)
+        facts = _parse(out, result_file)
         result = _judge(manifest, facts, pins, _python_label(python))
     finally:
         if keep:
@@ -223,14 +225,13 @@ def _python_label(python: Path) -> str:
     return f"Python {out.stdout.strip() or '?'}"
 
 
-def _parse(out: subprocess.CompletedProcess[str]) -> dict[str, Any]:
-    for line in reversed(out.stdout.splitlines()):
-        try:
-            parsed = json.loads(line)
-        except ValueError:
-            continue
+def _parse(out: subprocess.CompletedProcess[str], result_file: Path) -> dict[str, Any]:
+    try:
+        parsed = json.loads(result_file.read_text(encoding="utf-8"))
         if isinstance(parsed, dict) and "loaded" in parsed:
             return parsed
+    except (OSError, ValueError):
+        pass  # the loader died before writing it (a crash in a C extension, say)
     tail = (out.stderr.strip().splitlines() or ["no output"])[-1]
     return {
         "loaded": False,

@@ -27,6 +27,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     verify.add_argument("--offline", action="store_true", help="install from uv's cache only")
     verify.add_argument("--keep", action="store_true", help="keep the venv for inspection")
+    verify.add_argument(
+        "--signing-key",
+        default=None,
+        help="key for a signed bundle (default: $TAKEOUT_SIGNING_KEY)",
+    )
     verify.set_defaults(run=_verify)
 
     call = sub.add_parser(
@@ -55,6 +60,7 @@ def _verify(args: argparse.Namespace) -> int:
         offline=args.offline,
         progress=not args.json,
         keep=args.keep,
+        signing_key=args.signing_key,
     )
     if args.json:
         print_json(result.to_dict())
@@ -66,15 +72,21 @@ def _verify(args: argparse.Namespace) -> int:
 def _call(args: argparse.Namespace) -> int:
     import json
 
-    from ..bundle import call
+    from .. import _runtime
+    from ..bundle import load_with_manifest
     from ..errors import TakeoutError
     from . import parse_json_arg
 
     arguments = parse_json_arg(args.arguments, "JSON")
+    fn, _ = load_with_manifest(args.bundle, signing_key=args.signing_key)
+    positional, keywords = _runtime.bind_json(fn, arguments)
     try:
-        result: Any = call(args.bundle, arguments, signing_key=args.signing_key)
+        result: Any = _runtime.to_json(_runtime.settle(fn(*positional, **keywords)))
     except TakeoutError:
         raise
+    except _runtime.NotJSON as err:
+        print(f"takeout: error: {err}", file=sys.stderr)
+        return 1
     except Exception as err:  # the function raised: its type and message, as a failed check
         print(f"takeout: error: the function raised {type(err).__name__}: {err}", file=sys.stderr)
         return 1
