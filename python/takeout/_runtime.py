@@ -309,12 +309,18 @@ def _numpy_alias(tp: Any) -> Optional[Callable[[Any], Any]]:
     import typing
 
     origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    alias = getattr(origin, "__value__", None)
+    if alias is not None:  # a 3.12 `type` alias (numpy's NDArray there): NDArray[np.float32]
+        origin = typing.get_origin(alias) or alias
+        if getattr(origin, "__name__", "") != "ndarray":
+            return None
+        return _ndarray_plan(args[0] if args and isinstance(args[0], type) else None)
     if origin is None or getattr(origin, "__module__", "").split(".")[0] != "numpy":
         return None
     if getattr(origin, "__name__", "") != "ndarray":
         return None
     dtype = None
-    args = typing.get_args(tp)
     if len(args) == 2:
         dtype_args = typing.get_args(args[1])
         if dtype_args and isinstance(dtype_args[0], type):

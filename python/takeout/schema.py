@@ -287,6 +287,9 @@ def _is_pydantic(tp: type) -> bool:
 
 def _numpy_array(tp: Any) -> bool:
     target = typing.get_origin(tp) or tp
+    alias = getattr(target, "__value__", None)  # a 3.12 `type` alias: numpy's NDArray there
+    if alias is not None:
+        target = typing.get_origin(alias) or alias
     return (
         isinstance(target, type)
         and target.__module__.split(".")[0] == "numpy"
