@@ -49,7 +49,7 @@ impl PyApp {
         let service = Service::new(manifest_json, config.options()?, config.logger()?)
             .map_err(|err| serve_error(format!("cannot serve this manifest: {err}")))?;
         crate::convert::warm_up(py)?;
-        Ok(PyApp {
+        Ok(Self {
             inner: Arc::new(Inner {
                 service: Arc::new(service),
                 invoker: Arc::new(PyInvoker::new(function, config.threads, config.debug)),
@@ -151,7 +151,9 @@ pub(crate) struct PyExchange {
 
 impl PyExchange {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -205,7 +207,10 @@ impl PyExchange {
     fn response<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let mut state = self.state();
         let outcome = match &*state {
-            State::Waiting { slot, .. } => slot.lock().unwrap_or_else(|e| e.into_inner()).take(),
+            State::Waiting { slot, .. } => slot
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take(),
             _ => None,
         };
         let Some(outcome) = outcome else {
@@ -298,7 +303,7 @@ impl PyServer {
         let handle = py
             .detach(|| http::spawn(listener, service, invoker, http_config))
             .map_err(|err| serve_error(format!("cannot start the server: {err}")))?;
-        Ok(PyServer {
+        Ok(Self {
             handle,
             host: host.to_owned(),
         })
