@@ -128,7 +128,7 @@ def _module_file(module: object) -> Optional[str]:
 
 
 def _fingerprint() -> tuple[object, ...]:
-    stamps = []
+    stamps: list[Optional[int]] = []
     for entry in sys.path:
         try:
             stamps.append(os.stat(entry or ".").st_mtime_ns)

@@ -265,7 +265,7 @@ class _Analyzer:
             top = module.partition(".")[0]
             if top == "__main__" or normalize(top) in self.excluded:
                 continue
-            if res.origin == "distribution":
+            if res.origin == "distribution" and res.dist_id is not None:
                 if self.env.distribution(res.dist_id).kind != "editable":
                     continue
             elif res.origin != "local":
@@ -329,7 +329,7 @@ class _Analyzer:
             res = env.resolve(name)
             top = name.partition(".")[0]
             dist_name = None
-            if res.origin == "distribution":
+            if res.origin == "distribution" and res.dist_id is not None:
                 dist = env.distribution(res.dist_id)
                 dist_name = dist.name
                 if dist.normalized in self.excluded or normalize(top) in self.excluded:

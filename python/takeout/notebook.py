@@ -310,7 +310,8 @@ def _user_namespace() -> dict[str, Any]:
     except ImportError:  # pragma: no cover - the kernel is IPython
         shell = None
     if shell is not None:
-        return shell.user_ns  # type: ignore[no-any-return]
+        namespace: dict[str, Any] = shell.user_ns
+        return namespace
     return vars(sys.modules["__main__"])
 
 
