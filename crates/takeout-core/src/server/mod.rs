@@ -10,6 +10,7 @@ pub mod log;
 mod metrics;
 mod openapi;
 mod page;
+pub mod pool;
 pub mod response;
 mod service;
 pub mod signature;
