@@ -3,6 +3,7 @@
 
 mod bundle;
 mod bytecode;
+mod config;
 mod convert;
 mod env;
 mod errors;
