@@ -75,13 +75,13 @@ class VerifyResult:
             lines.append("  loaded; no examples recorded, so no call was checked")
         for check in self.examples:
             if check.ok:
-                lines.append(f"  example {check.index + 1}: ok → {_short(check.output)}")
+                lines.append(f"  example {check.index + 1}: ok → {_short_json(check.output)}")
             elif check.error:
                 lines.append(f"  example {check.index + 1}: raised {check.error}")
             else:
                 lines.append(
-                    f"  example {check.index + 1}: returned {_short(check.output)}, "
-                    f"expected {_short(check.expected)}"
+                    f"  example {check.index + 1}: returned {_short_json(check.output)}, "
+                    f"expected {_short_json(check.expected)}"
                 )
         lines.extend(f"  problem: {p}" for p in self.problems)
         return "\n".join(lines)
@@ -208,8 +208,8 @@ def _judge(
             result.problems.append(f"example {index + 1} raised {check.error}")
         elif not check.ok:
             result.problems.append(
-                f"example {index + 1} returned {_short(check.output)} but "
-                f"{_short(check.expected)} was recorded at pack time"
+                f"example {index + 1} returned {_short_json(check.output)} but "
+                f"{_short_json(check.expected)} was recorded at pack time"
             )
         result.examples.append(check)
     result.ok = not result.problems
@@ -243,6 +243,6 @@ def _distribution_of(module: str) -> Optional[str]:
     return normalize(name)
 
 
-def _short(value: Any) -> str:
+def _short_json(value: Any) -> str:
     """A JSON value (an example's output) as one short line."""
     return clip(json.dumps(value, default=str), 80)
