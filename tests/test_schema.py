@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import takeout
-from takeout import _runtime, schema
+from takeout import _runtime, _types, schema
 
 from .conftest import run_cells
 
@@ -183,7 +183,7 @@ def test_converter_builds_the_annotated_types(ns: dict[str, Any]) -> None:
     hints = typing.get_type_hints(fn)
     converted = {}
     for name, value in GOOD.items():
-        plan = _runtime._plan(hints[name]) if name in hints else None
+        plan = _types.plan(hints[name]) if name in hints else None
         converted[name] = plan(value) if plan else value
     assert type(converted["color"]).__name__ == "Color"
     assert type(converted["point"]).__name__ == "Point" and converted["point"].y == 0.0
@@ -199,16 +199,21 @@ def test_converter_builds_the_annotated_types(ns: dict[str, Any]) -> None:
 def test_values_of_the_right_type_pass_through(ns: dict[str, Any]) -> None:
     hints = typing.get_type_hints(ns["everything"])
     array = np.zeros(3)
-    assert _runtime._plan(hints["matrix"])(array) is array
+    assert _types.plan(hints["matrix"])(array) is array
     point = ns["Point"](1.0, 2.0)
-    assert _runtime._plan(hints["point"])(point) is point
+    assert _types.plan(hints["point"])(point) is point
 
 
-def test_unannotated_functions_are_not_wrapped() -> None:
+def test_unannotated_functions_only_get_the_tuple_hint() -> None:
     f = run_cells("def f(a, b=1):\n    return a")["f"]
-    assert _runtime.converter(f) is None
+    call = _runtime.converter(f)
+    assert call is not None and call.__wrapped__ is f
+    arg = [1, 2]
+    assert call(arg) is arg  # values are passed through untouched
     g = run_cells("def g(a: int, b: list[str]) -> int:\n    return a")["g"]
-    assert _runtime.converter(g) is None  # JSON values already are ints and lists of str
+    call = _runtime.converter(g)
+    assert call is not None and call(1, ["x"]) == 1  # JSON values already are ints and lists
+    assert _runtime.converter(run_cells("def h():\n    return 1")["h"]) is None
 
 
 def test_pack_and_load_a_typed_function(ns: dict[str, Any], tmp_path: Path) -> None:
