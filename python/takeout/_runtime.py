@@ -28,9 +28,10 @@ if TYPE_CHECKING:
 FORMAT = "takeout/1"
 MANIFEST = "manifest.json"
 PAYLOAD = "function.pkl"
-#: The names `verify` gives this file and the type table in the clean venv.
-RUNTIME_MODULE = "takeout_runtime"
-TYPES_MODULE = "takeout_types"
+#: The file name `verify` gives this module in the clean venv; the type table keeps its own
+#: name there, beside it, where the standalone copy looks for it.
+RUNTIME_FILE = "takeout_runtime.py"
+TYPES_FILE = "_types.py"
 
 try:  # inside takeout; the standalone copy in a clean venv has no takeout to import
     from takeout import _types
@@ -40,19 +41,20 @@ except ImportError:  # pragma: no cover - exercised by `takeout verify` in the c
     class _BundleError(Exception):  # type: ignore[no-redef]
         pass
 
-    def _beside(name: str) -> Any:
+    def _beside(file: str) -> Any:
         # `verify` copies the type table next to this file; `-I` keeps the script's own
         # directory off sys.path, so it is loaded by path.
         import importlib.util
 
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+        name = "takeout_types"
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(file))
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
+        sys.modules[name] = module  # its NamedTuple and classes resolve their module by name
         spec.loader.exec_module(module)
         return module
 
-    _types = _beside(TYPES_MODULE)
+    _types = _beside(TYPES_FILE)
 
 NotJSON = _types.NotJSON
 to_json = _types.to_json

@@ -117,9 +117,9 @@ def verify(
         say("loading the bundle and running its examples in the clean venv")
         run_dir = work / "run"  # empty: nothing importable but the runtime itself
         run_dir.mkdir()
-        runtime = run_dir / f"{_runtime.RUNTIME_MODULE}.py"
+        runtime = run_dir / _runtime.RUNTIME_FILE
         shutil.copyfile(_runtime.__file__, runtime)
-        shutil.copyfile(_runtime._types.__file__, run_dir / f"{_runtime.TYPES_MODULE}.py")
+        shutil.copyfile(_runtime._types.__file__, run_dir / _runtime.TYPES_FILE)
         result_file = work / "result.json"
         out = subprocess.run(
             [str(python), "-I", str(runtime), str(root), str(result_file)],
