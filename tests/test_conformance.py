@@ -103,6 +103,8 @@ ROWS = {
     "chain_map": lambda: collections.ChainMap({"a": 1}, {"b": 2}),
     "keys": lambda: {1: "a", None: "b", False: "c", 2.5: "d"},
     "date_keys": lambda: {dt.date(2024, 1, 1): 1, Color.RED: 2, uuid.UUID(int=0): 3},
+    "number_keys": lambda: {Level.HIGH: "a", float("nan"): "b", 1e300: "c"},
+    "enum_set": lambda: {Color.RED},
     "generator": _squares,
     "generator_nested": lambda: {"squares": _squares()},
     "bytes": lambda: b"abc",
@@ -195,6 +197,10 @@ EXPECTED: dict[str, Any] = {
     "keys": {"1": "a", "null": "b", "false": "c", "2.5": "d"},
     # CHOSEN: a key whose JSON form is a string or scalar is that text (serve refused dates).
     "date_keys": {"2024-01-01": 1, "red": 2, "00000000-0000-0000-0000-000000000000": 3},
+    # CHOSEN: an IntEnum key is its value on every Python (serve wrote `Level.HIGH` before
+    # 3.11), a float key is written as json.dumps writes it (serve wrote `nan`).
+    "number_keys": {"3": "a", "NaN": "b", "1e+300": "c"},
+    "enum_set": ["red"],
     "generator": [0, 1, 4],
     # CHOSEN: a generator anywhere in a result is collected (call refused a nested one).
     "generator_nested": {"squares": [0, 1, 4]},

@@ -237,3 +237,22 @@ def test_pack_and_load_a_typed_function(ns: dict[str, Any], tmp_path: Path) -> N
     fn = takeout.load(bundle.path)
     assert fn([1, 2, 3], {"rows": 3, "scale": 2.0}) == 12.0
     assert fn(np.array([1.0, 1.0]), typed["Query"](rows=1)) == 1.0
+
+
+def test_polars_frames_are_one_table_entry() -> None:
+    import polars as pl
+
+    ns = run_cells(
+        "import polars as pl\n"
+        "def total(rows: pl.DataFrame, weights: pl.Series) -> pl.DataFrame:\n"
+        "    return rows.with_columns(w=weights)"
+    )
+    described = schema.describe(ns["total"])
+    props = described["schema"]["properties"]
+    assert props["rows"] == {"type": "array", "items": {"type": "object"}}
+    assert props["weights"] == {"type": "array"}
+    call = _runtime.converter(ns["total"])
+    assert call is not None
+    out = call([{"a": 1}, {"a": 2}], [0.5, 1.5])
+    assert isinstance(out, pl.DataFrame)
+    assert _runtime.to_json(out) == [{"a": 1, "w": 0.5}, {"a": 2, "w": 1.5}]
