@@ -27,7 +27,7 @@ import takeout
 import takeout.asgi
 from takeout import _runtime
 
-from .conftest import run_cells
+from .support import run_cells
 from .test_serve import Served, serve
 
 pytestmark = pytest.mark.slow

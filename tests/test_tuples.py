@@ -16,7 +16,7 @@ import pytest
 import takeout
 from takeout import _runtime
 
-from .conftest import run_cells
+from .support import run_cells
 
 CELL = """
 import functools
