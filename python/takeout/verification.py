@@ -1,10 +1,10 @@
 """`takeout.verify`: prove a bundle runs in a clean virtual environment.
 
 The check builds a fresh venv with `uv` for the bundle's Python, installs exactly the
-bundle's lock (and the cloudpickle pin the stream needs), then loads the bundle there with a
-copy of `takeout._runtime` (standard library only) run in isolated mode from an empty
-directory, and replays every recorded example. Nothing of the packing environment leaks in:
-no site-packages, no `PYTHONPATH`, not the notebook's folder.
+bundle's lock (and the cloudpickle pin the stream needs), then loads the bundle there with
+copies of `takeout._runtime` and its type table `takeout._types` (standard library only), run
+in isolated mode from an empty directory, and replays every recorded example. Nothing of the
+packing environment leaks in: no site-packages, no `PYTHONPATH`, not the notebook's folder.
 """
 
 from __future__ import annotations
@@ -117,8 +117,9 @@ def verify(
         say("loading the bundle and running its examples in the clean venv")
         run_dir = work / "run"  # empty: nothing importable but the runtime itself
         run_dir.mkdir()
-        runtime = run_dir / "takeout_runtime.py"
+        runtime = run_dir / _runtime.RUNTIME_FILE
         shutil.copyfile(_runtime.__file__, runtime)
+        shutil.copyfile(_runtime._types.__file__, run_dir / _runtime.TYPES_FILE)
         result_file = work / "result.json"
         out = subprocess.run(
             [str(python), "-I", str(runtime), str(root), str(result_file)],
