@@ -24,9 +24,12 @@ from typing import Any, Callable, Optional, Union
 
 from .errors import ServeError, UsageError
 
-__all__ = ["Handle", "parse_size", "serve", "serve_function"]
+__all__ = ["Handle", "parse_size", "resolve_port", "serve", "serve_function"]
 
 TOKEN_ENV = "TAKEOUT_TOKEN"
+# Knative, KServe serverless, Cloud Run and Heroku-style platforms say where to listen here.
+PORT_ENV = "PORT"
+DEFAULT_PORT = 8000
 DEFAULT_MAX_BODY = 10 << 20
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -68,7 +71,7 @@ class Handle:
 def serve(
     path: Union[str, os.PathLike[str], Callable[..., Any]],
     host: str = "127.0.0.1",
-    port: int = 8000,
+    port: Optional[int] = None,
     workers: int = 1,
     background: bool = False,
     *,
@@ -88,9 +91,11 @@ def serve(
     """Serve the bundle at `path` (or, in a notebook, a function directly) over HTTP.
 
     Blocks until SIGTERM/SIGINT unless `background=True`, which returns a `Handle` with
-    `.url` and `.stop()`. `token` (default `$TAKEOUT_TOKEN`) requires `Authorization: Bearer`.
-    Routes and errors are those of DESIGN.md's HTTP contract.
+    `.url` and `.stop()`. `port` defaults to `$PORT`, else 8000. `token` (default
+    `$TAKEOUT_TOKEN`) requires `Authorization: Bearer`. Routes and errors are those of
+    DESIGN.md's HTTP contract.
     """
+    port = resolve_port(port)
     options = _options(
         token, max_body, timeout, max_concurrency, threads, log_format, access_log, debug
     )
@@ -112,7 +117,7 @@ def serve_function(
     fn: Callable[..., Any],
     manifest: dict[str, Any],
     host: str = "127.0.0.1",
-    port: int = 8000,
+    port: Optional[int] = None,
     workers: int = 1,
     background: bool = False,
     *,
@@ -130,11 +135,33 @@ def serve_function(
 ) -> Optional[Handle]:
     """`serve` for a callable and a manifest dict (`name`, `function`, `examples` as a bundle's
     manifest has them); `fn` receives plain JSON-derived arguments."""
+    port = resolve_port(port)
     options = _options(
         token, max_body, timeout, max_concurrency, threads, log_format, access_log, debug
     )
     server_options = {"io_threads": io_threads, "grace": grace, "body_timeout": body_timeout}
     return _serve(fn, manifest, host, port, workers, background, options, server_options)
+
+
+def resolve_port(port: Optional[int]) -> int:
+    """`port` itself when given, else `$PORT`, else 8000."""
+    if port is None:
+        text = os.environ.get(PORT_ENV, "").strip()
+        if not text:
+            return DEFAULT_PORT
+        try:
+            port = int(text)
+        except ValueError:
+            port = -1
+        if not 0 <= port <= 65535:
+            raise UsageError(
+                f"`$PORT` is `{text}`, not a port number; set it to an integer from 0 to 65535 "
+                "or pass `--port`"
+            )
+        return port
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise UsageError(f"port `{port}` is not a port number; use an integer from 0 to 65535")
+    return port
 
 
 def parse_size(value: Union[int, str]) -> int:

@@ -17,7 +17,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     serve.add_argument("bundle", metavar="BUNDLE")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    serve.add_argument(
+        "--port", type=int, default=None, help="port (default: $PORT if set, else 8000)"
+    )
     serve.add_argument(
         "--workers",
         type=int,

@@ -18,10 +18,17 @@ pub enum RouteLabel {
     Metrics,
     OpenApi,
     Index,
+    ModelList,
+    V2Server,
+    V2Live,
+    V2Ready,
+    V2Model,
+    V2ModelReady,
+    V2Infer,
     Other,
 }
 
-const ROUTES: usize = 9;
+const ROUTES: usize = 16;
 
 impl RouteLabel {
     fn index(self) -> usize {
@@ -31,7 +38,22 @@ impl RouteLabel {
     fn all() -> [RouteLabel; ROUTES] {
         use RouteLabel::*;
         [
-            Call, Predict, Model, Healthz, Readyz, Metrics, OpenApi, Index, Other,
+            Call,
+            Predict,
+            Model,
+            Healthz,
+            Readyz,
+            Metrics,
+            OpenApi,
+            Index,
+            ModelList,
+            V2Server,
+            V2Live,
+            V2Ready,
+            V2Model,
+            V2ModelReady,
+            V2Infer,
+            Other,
         ]
     }
 }
@@ -80,8 +102,12 @@ impl Drop for InFlight {
 
 impl Metrics {
     pub(crate) fn new(predict_path: &str, model_path: &str) -> Metrics {
+        let name = model_path.rsplit('/').next().unwrap_or_default();
         let route_paths = RouteLabel::all().map(|r| {
             match r {
+                RouteLabel::V2Model => return format!("/v2/models/{name}"),
+                RouteLabel::V2ModelReady => return format!("/v2/models/{name}/ready"),
+                RouteLabel::V2Infer => return format!("/v2/models/{name}/infer"),
                 RouteLabel::Call => "/call",
                 RouteLabel::Predict => predict_path,
                 RouteLabel::Model => model_path,
@@ -90,6 +116,10 @@ impl Metrics {
                 RouteLabel::Metrics => "/metrics",
                 RouteLabel::OpenApi => "/openapi.json",
                 RouteLabel::Index => "/",
+                RouteLabel::ModelList => "/v1/models",
+                RouteLabel::V2Server => "/v2",
+                RouteLabel::V2Live => "/v2/health/live",
+                RouteLabel::V2Ready => "/v2/health/ready",
                 RouteLabel::Other => "other",
             }
             .to_owned()

@@ -6,6 +6,7 @@
 mod bind;
 pub mod http;
 pub mod json;
+mod kserve_v2;
 pub mod log;
 mod metrics;
 mod openapi;
