@@ -180,6 +180,7 @@ class App:
         log_format: str = "text",
         access_log: bool = False,
         quiet: bool = False,
+        workers: int = 1,
     ) -> App: ...
     @property
     def name(self) -> str: ...
@@ -192,6 +193,10 @@ class App:
         self, method: str, path: str, headers: Sequence[tuple[bytes, bytes]]
     ) -> Union[_Response, Exchange]:
         """Answer from the request head alone, or return an `Exchange` that needs the body."""
+    def set_worker(self, slot: int) -> bool:
+        """In forked worker `slot`: count metrics into its block of the memory shared by the
+        `workers` processes, so any worker's `/metrics` shows every worker. False when
+        `workers` was 1 or `slot` is past it."""
     def drain(self) -> None:
         """From now on `/readyz` answers 503."""
     def close(self) -> None:

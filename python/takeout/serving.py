@@ -87,26 +87,32 @@ def serve(
     access_log: bool = False,
     debug: bool = False,
     signing_key: Union[str, bytes, None] = None,
+    blas_threads: Optional[int] = None,
 ) -> Optional[Handle]:
     """Serve the bundle at `path` (or, in a notebook, a function directly) over HTTP.
 
     Blocks until SIGTERM/SIGINT unless `background=True`, which returns a `Handle` with
     `.url` and `.stop()`. `port` defaults to `$PORT`, else 8000. `token` (default
     `$TAKEOUT_TOKEN`) requires `Authorization: Bearer`. Routes and errors are those of
-    DESIGN.md's HTTP contract.
+    DESIGN.md's HTTP contract. `blas_threads` (default `$TAKEOUT_BLAS_THREADS`, else each
+    worker's share of the CPUs) limits BLAS/OpenMP threads per worker; 0 leaves them alone.
     """
     port = resolve_port(port)
     options = _options(
         token, max_body, timeout, max_concurrency, threads, log_format, access_log, debug
     )
     server_options = {"io_threads": io_threads, "grace": grace, "body_timeout": body_timeout}
+    blas = _blas_threads(blas_threads, workers)
+    if background and workers > 1 and not callable(path):
+        return _background_processes(
+            Path(path), host, port, workers, signing_key, options, server_options, blas
+        )
+    if not (background and callable(path)):
+        # Not in a notebook's own process: limiting its BLAS would slow the user's kernel.
+        _apply_blas_threads(blas, workers, _Log(options["log_format"]))
     if callable(path):
         fn, manifest = _describe(path)
     else:
-        if background and workers > 1:
-            return _background_processes(
-                Path(path), host, port, workers, signing_key, options, server_options
-            )
         from .bundle import load_with_manifest
 
         fn, manifest = load_with_manifest(path, signing_key=signing_key)
@@ -141,6 +147,46 @@ def serve_function(
     )
     server_options = {"io_threads": io_threads, "grace": grace, "body_timeout": body_timeout}
     return _serve(fn, manifest, host, port, workers, background, options, server_options)
+
+
+def _blas_threads(value: Optional[int], workers: int) -> tuple[int, str]:
+    """BLAS threads per worker and where the number came from."""
+    from . import _threads
+
+    source = "--blas-threads"
+    if value is None:
+        text = os.environ.get(_threads.ENV, "").strip()
+        if not text:
+            return _threads.default_threads(workers), "default"
+        source = f"${_threads.ENV}"
+        try:
+            value = int(text)
+        except ValueError:
+            value = -1
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UsageError(
+            f"{source} `{value if source == '--blas-threads' else text}` must be a whole "
+            "number of threads (0 leaves the libraries' own default)"
+        )
+    return value, source
+
+
+def _apply_blas_threads(blas: tuple[int, str], workers: int, log: _Log) -> None:
+    from . import _threads
+
+    threads, source = blas
+    if threads == 0:
+        log.info("blas threads left to the libraries", source=source)
+        return
+    how = _threads.limit(threads)
+    log.info(
+        "blas threads",
+        per_worker=threads,
+        cpus=_threads.available_cpus(),
+        workers=workers,
+        source=source,
+        applied=how,
+    )
 
 
 def resolve_port(port: Optional[int]) -> int:
@@ -229,7 +275,7 @@ def _serve(
 
     if workers < 1:
         raise UsageError(f"workers `{workers}` must be at least 1")
-    app = _core.App(fn, json.dumps(manifest), **options)
+    app = _core.App(fn, json.dumps(manifest), workers=workers, **options)
     log = _Log(options["log_format"])
     if background:
         if workers != 1:
@@ -373,7 +419,7 @@ class _Supervisor:
             pid = os.fork()
             if pid == 0:
                 self.reserve.close()
-                _worker(self.app, self.host, self.port, self.server_options, os.getppid())
+                _worker(self.app, slot, self.host, self.port, self.server_options, os.getppid())
             self.children[pid] = slot
             self.born[pid] = time.monotonic()
         finally:
@@ -413,11 +459,14 @@ class _Supervisor:
             self.due[slot] = now + delay
 
 
-def _worker(app: Any, host: str, port: int, server_options: dict[str, Any], parent: int) -> None:
+def _worker(
+    app: Any, slot: int, host: str, port: int, server_options: dict[str, Any], parent: int
+) -> None:
     """The body of a forked worker; never returns."""
     code = 1
     try:
         _die_with_parent(parent)
+        app.set_worker(slot)
         from . import _core
 
         server = _core.Server(app, host, port, reuse_port=True, **server_options)
@@ -494,6 +543,7 @@ def _background_processes(
     signing_key: Union[str, bytes, None],
     options: dict[str, Any],
     server_options: dict[str, Any],
+    blas: tuple[int, str],
 ) -> Handle:
     """Several workers in the background: `takeout serve` in a child process of its own."""
     import subprocess
@@ -520,6 +570,7 @@ def _background_processes(
         f"--grace={server_options['grace']}",
         f"--body-timeout={server_options['body_timeout']}",
         f"--log-format={options['log_format']}",
+        f"--blas-threads={blas[0]}",
     ]
     if options["access_log"]:
         argv.append("--access-log")

@@ -40,7 +40,7 @@ impl PyApp {
     #[pyo3(signature = (
         function, manifest_json, *, token=None, max_body=10_485_760, timeout=60.0,
         max_concurrency=1024, max_depth=64, debug=false, threads=8, log_format="text",
-        access_log=false, quiet=false,
+        access_log=false, quiet=false, workers=1,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -57,6 +57,7 @@ impl PyApp {
         log_format: &str,
         access_log: bool,
         quiet: bool,
+        workers: usize,
     ) -> PyResult<Self> {
         if !function.bind(py).is_callable() {
             return Err(serve_error("the function to serve is not callable".into()));
@@ -74,6 +75,7 @@ impl PyApp {
             max_concurrency: max_concurrency.max(1),
             max_depth: max_depth.clamp(1, 127),
             debug,
+            workers: workers.max(1),
         };
         let log = Logger {
             format,
@@ -153,6 +155,12 @@ impl PyApp {
             }
             .into_bound_py_any(py),
         }
+    }
+
+    /// In forked worker number `slot`: count metrics into its share of the shared block, so a
+    /// scrape of any worker shows them all. False when `workers` was 1 or `slot` is past it.
+    fn set_worker(&self, slot: usize) -> bool {
+        self.inner.service.metrics().set_worker(slot)
     }
 
     /// `/readyz` answers 503 from now on (ASGI lifespan shutdown).

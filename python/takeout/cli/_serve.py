@@ -77,6 +77,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="SECONDS",
         help="a request body must arrive within this; slower clients get a 408 (default: 30)",
     )
+    serve.add_argument(
+        "--blas-threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="BLAS/OpenMP threads per worker; 0 leaves the libraries' default "
+        "(default: $TAKEOUT_BLAS_THREADS, else the CPUs this process may use // workers)",
+    )
     serve.add_argument("--log-format", choices=("text", "json"), default="text")
     serve.add_argument("--access-log", action="store_true", help="log one line per request")
     serve.add_argument(
@@ -113,5 +121,6 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=args.access_log,
         debug=args.serve_debug or args.debug,
         signing_key=args.signing_key,
+        blas_threads=args.blas_threads,
     )
     return 0

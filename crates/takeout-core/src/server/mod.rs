@@ -13,6 +13,7 @@ mod openapi;
 mod page;
 pub mod response;
 mod service;
+mod shm;
 pub mod signature;
 
 #[cfg(test)]

@@ -36,6 +36,8 @@ pub struct Options {
     pub max_depth: usize,
     /// Tracebacks in 500 responses.
     pub debug: bool,
+    /// Worker processes that will be forked from this one; more than one shares the metrics.
+    pub workers: usize,
 }
 
 impl Default for Options {
@@ -47,6 +49,7 @@ impl Default for Options {
             max_concurrency: 1024,
             max_depth: 64,
             debug: false,
+            workers: 1,
         }
     }
 }
@@ -196,7 +199,7 @@ impl Service {
         let expected_auth = token.map(|t| format!("Bearer {t}").into_bytes());
         Ok(Service {
             v2: kserve_v2::Model::new(&sig),
-            metrics: Metrics::new(&predict_path, &model_path),
+            metrics: Metrics::new(&predict_path, &model_path, opts.workers),
             sig,
             binder,
             openapi,
