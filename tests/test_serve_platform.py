@@ -91,7 +91,7 @@ def test_a_bad_port_variable_is_one_sentence(bundles: dict[str, Path]) -> None:
         timeout=60,
     )
     assert r.returncode == 2
-    assert "`$PORT` is `http`, not a port number" in r.stderr
+    assert "`$PORT` `http` must be a port number from 0 to 65535" in r.stderr
     assert "Traceback" not in r.stderr
 
 
@@ -121,7 +121,7 @@ def test_each_worker_gets_its_share_of_the_cpus(bundles: dict[str, Path]) -> Non
         timeout=60,
     )
     assert r.returncode == 2
-    assert "$TAKEOUT_BLAS_THREADS `many` must be a whole number" in r.stderr
+    assert "TAKEOUT_BLAS_THREADS `many` must be a whole number of threads" in r.stderr
 
 
 def test_cpu_quota_from_cgroup_v2_and_v1(tmp_path: Path) -> None:

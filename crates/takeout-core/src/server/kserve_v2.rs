@@ -14,8 +14,8 @@
 use serde_json::{json, Map, Value};
 
 use super::json::{self, Json};
+use super::params::Params as Signature;
 use super::response::{clip, ApiError, Response};
-use super::signature::Signature;
 
 /// The one output a function has; KServe's own model servers name theirs the same way.
 pub(crate) const OUTPUT: &str = "output-0";

@@ -44,8 +44,11 @@ impl RouteLabel {
         self as usize
     }
 
-    fn all() -> [RouteLabel; ROUTES] {
-        use RouteLabel::*;
+    fn all() -> [Self; ROUTES] {
+        use RouteLabel::{
+            Call, Healthz, Index, Metrics, Model, ModelList, OpenApi, Other, Predict, Readyz,
+            V2Infer, V2Live, V2Model, V2ModelReady, V2Ready, V2Server,
+        };
         [
             Call,
             Predict,

@@ -19,8 +19,8 @@ use super::log::Logger;
 use super::metrics::{InFlight, Metrics, RouteLabel};
 use super::openapi;
 use super::page;
+use super::params::{ManifestError, Params};
 use super::response::{self, ApiError, Response};
-use super::signature::{ManifestError, Signature};
 
 /// Limits and switches of one server; `takeout serve` flags map onto these one to one.
 #[derive(Debug, Clone)]
@@ -41,11 +41,11 @@ pub struct Options {
 }
 
 impl Default for Options {
-    fn default() -> Options {
-        Options {
+    fn default() -> Self {
+        Self {
             token: None,
             max_body: 10 << 20,
-            timeout: Duration::from_secs(60),
+            timeout: Duration::from_mins(1),
             max_concurrency: 1024,
             max_depth: 64,
             debug: false,
@@ -168,7 +168,7 @@ pub enum CallError {
 pub type Outcome = Result<Vec<Vec<u8>>, CallError>;
 
 pub struct Service {
-    sig: Signature,
+    sig: Params,
     opts: Options,
     binder: Binder,
     metrics: Metrics,
@@ -184,8 +184,8 @@ pub struct Service {
 }
 
 impl Service {
-    pub fn new(manifest_json: &str, opts: Options, log: Logger) -> Result<Service, ManifestError> {
-        let sig = Signature::from_manifest(manifest_json)?;
+    pub fn new(manifest_json: &str, opts: Options, log: Logger) -> Result<Self, ManifestError> {
+        let sig = Params::from_manifest(manifest_json)?;
         let binder = Binder::new(&sig)?;
         let predict_path = format!("/v1/models/{}:predict", sig.name);
         let model_path = format!("/v1/models/{}", sig.name);
@@ -218,7 +218,7 @@ impl Service {
         &self.sig.name
     }
 
-    pub fn signature(&self) -> &Signature {
+    pub fn params(&self) -> &Params {
         &self.sig
     }
 
@@ -655,7 +655,7 @@ fn is_v2(path: &str) -> bool {
 
 /// The Open Inference Protocol's routes answer errors in its own shape, `{"error": "..."}`.
 fn error_response(label: RouteLabel, err: ApiError) -> Response {
-    use RouteLabel::*;
+    use RouteLabel::{V2Infer, V2Live, V2Model, V2ModelReady, V2Ready, V2Server};
     match label {
         V2Server | V2Live | V2Ready | V2Model | V2ModelReady | V2Infer => {
             kserve_v2::error_response(err)
