@@ -417,7 +417,7 @@ def blas_heavy(sample):
 
 
 def measure_blas(args: argparse.Namespace) -> dict[str, Any]:
-    from tests.conftest import run_cells
+    from tests.support import run_cells
 
     import takeout
 

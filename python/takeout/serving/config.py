@@ -376,4 +376,6 @@ OPTIONS: tuple[Option, ...] = tuple(
     Option(name=f.name, **f.metadata["takeout"]) for f in fields(ServeConfig)
 )
 _BY_NAME = {option.name: option for option in OPTIONS}
-DEFAULTS = ServeConfig()
+# The port given: the defaults must not depend on `$PORT`, which is read (and can be wrong)
+# only when a configuration is made to serve with.
+DEFAULTS = ServeConfig(port=8000)
