@@ -64,7 +64,7 @@ def limit(threads: int) -> str:
     for name in _LIBRARY_ENV:
         os.environ[name] = str(threads)
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
     except ImportError:
         return "env+ctypes" if _ctypes_limit(threads) else "env"
     threadpool_limits(limits=threads)

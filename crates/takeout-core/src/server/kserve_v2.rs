@@ -1,4 +1,4 @@
-//! KServe's Open Inference Protocol (v2, the REST form Triton and KServe share): the model's
+//! `KServe`'s Open Inference Protocol (v2, the REST form Triton and `KServe` share): the model's
 //! tensor description from the manifest, an infer request decoded into the function's keyword
 //! arguments, and its result encoded as one output tensor.
 //!
@@ -17,7 +17,7 @@ use super::json::{self, Json};
 use super::params::Params as Signature;
 use super::response::{clip, ApiError, Response};
 
-/// The one output a function has; KServe's own model servers name theirs the same way.
+/// The one output a function has; `KServe`'s own model servers name theirs the same way.
 pub(crate) const OUTPUT: &str = "output-0";
 /// Functions have no versions; clients that ask for one get this.
 pub(crate) const VERSION: &str = "1";
@@ -57,7 +57,7 @@ pub(crate) struct Model {
 }
 
 impl Model {
-    pub(crate) fn new(sig: &Signature) -> Model {
+    pub(crate) fn new(sig: &Signature) -> Self {
         let defs = sig.defs();
         let example = sig.examples.first();
         let positional: Vec<&str> = sig
@@ -90,7 +90,7 @@ impl Model {
             "inputs": inputs.iter().map(Spec::metadata).collect::<Vec<_>>(),
             "outputs": [output.metadata()],
         });
-        Model {
+        Self {
             name: sig.name.clone(),
             metadata: serde_json::to_vec(&metadata).expect("a JSON value serialises"),
             inputs,
@@ -448,8 +448,12 @@ fn decode_input(
         Some(Json::Array(dims)) => dims
             .iter()
             .map(|d| match d {
-                Json::Int(n) if *n >= 0 => Ok(*n as usize),
-                Json::UInt(n) => Ok(*n as usize),
+                Json::Int(n) if *n >= 0 => {
+                    usize::try_from(*n).map_err(|_| at("a dimension is too large".into()))
+                }
+                Json::UInt(n) => {
+                    usize::try_from(*n).map_err(|_| at("a dimension is too large".into()))
+                }
                 other => Err(at(format!(
                     "`shape` holds `{}`; dimensions are integers of 0 or more",
                     clip(&other.to_value().to_string(), 40)
@@ -478,8 +482,11 @@ fn decode_input(
         }
         (None, Some(size)) => {
             let size = match size {
-                Json::Int(n) if n >= 0 => n as usize,
-                Json::UInt(n) => n as usize,
+                Json::Int(n) => usize::try_from(n)
+                    .map_err(|_| at("`binary_data_size` must be a byte count".into()))?,
+                Json::UInt(n) => {
+                    usize::try_from(n).map_err(|_| at("`binary_data_size` is too large".into()))?
+                }
                 _ => return Err(at("`binary_data_size` must be a byte count".into())),
             };
             if size > binary.len() {
@@ -615,12 +622,11 @@ fn read_binary(datatype: &str, width: usize, bytes: &[u8]) -> Result<Vec<Json>, 
             b[..width].copy_from_slice(c);
             match datatype {
                 "BOOL" => Json::Bool(c[0] != 0),
-                "INT8" => Json::Int(i64::from(c[0] as i8)),
+                "INT8" => Json::Int(i64::from(i8::from_le_bytes([c[0]]))),
                 "INT16" => Json::Int(i64::from(i16::from_le_bytes([c[0], c[1]]))),
                 "INT32" => Json::Int(i64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]]))),
                 "INT64" => Json::Int(i64::from_le_bytes(b)),
-                "UINT8" | "UINT16" | "UINT32" => Json::UInt(u64::from_le_bytes(b)),
-                "UINT64" => Json::UInt(u64::from_le_bytes(b)),
+                "UINT8" | "UINT16" | "UINT32" | "UINT64" => Json::UInt(u64::from_le_bytes(b)),
                 "FP16" => float(f64::from(half(u16::from_le_bytes([c[0], c[1]])))),
                 "FP32" => float(f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))),
                 _ => float(f64::from_le_bytes(b)),
@@ -702,9 +708,11 @@ fn tensor_of(value: &Value) -> Option<(Vec<i64>, Vec<Value>)> {
         match v {
             Value::Array(items) => {
                 match dims.get(depth) {
-                    Some(&d) if d != items.len() as i64 => return None,
+                    Some(&d) if usize::try_from(d) != Ok(items.len()) => return None,
                     Some(_) => {}
-                    None if depth == dims.len() && out.is_empty() => dims.push(items.len() as i64),
+                    None if depth == dims.len() && out.is_empty() => {
+                        dims.push(i64::try_from(items.len()).ok()?);
+                    }
                     None => return None,
                 }
                 items.iter().try_for_each(|i| walk(i, depth + 1, dims, out))
@@ -917,8 +925,8 @@ mod tests {
         let (args, pending) = decode(&m, &body, Some(header.len() as u64), 64).unwrap();
         assert!(pending.binary);
         assert_eq!(args.to_value(), json!({"x": [1.0, -2.0, 0.5], "k": 9}));
-        assert_eq!(half(0x3c00), 1.0);
-        assert_eq!(half(0xc000), -2.0);
+        assert!((half(0x3c00) - 1.0).abs() < f32::EPSILON);
+        assert!((half(0xc000) + 2.0).abs() < f32::EPSILON);
     }
 
     #[test]
@@ -966,7 +974,7 @@ mod tests {
         let r = encode(&m, &pending, b"[[1, 2, 3], [4, 5, 6]]");
         let v: Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(v["outputs"][0]["shape"], json!([2, 3]));
-        let r = encode(&m, &pending, br#"[[1, 2], [3]]"#);
+        let r = encode(&m, &pending, br"[[1, 2], [3]]");
         let v: Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(v["outputs"][0]["datatype"], "BYTES");
         assert_eq!(v["outputs"][0]["data"], json!(["[[1,2],[3]]"]));

@@ -1,7 +1,7 @@
 //! Prometheus counters kept with atomics only, so counting a request never takes a lock; the
 //! label sets are fixed (routes known at start, statuses from a short list).
 //!
-//! With several worker processes, a scrape lands on one of them (SO_REUSEPORT), yet must show
+//! With several worker processes, a scrape lands on one of them (`SO_REUSEPORT`), yet must show
 //! the whole server. Each worker counts into its own block of a memory mapping that the
 //! supervisor makes before forking, and any worker renders every block, each series labelled
 //! `worker="N"`. Labelled rather than merged: Prometheus' multiprocess mode merges because its
@@ -10,7 +10,10 @@
 //! `sum without (worker)` gives the server's totals without merging histograms by hand.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::atomic::{
+    AtomicI64, AtomicU32, AtomicU64, AtomicUsize,
+    Ordering::{AcqRel, Acquire, Relaxed, Release},
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -154,8 +157,8 @@ enum Store {
 impl Store {
     fn blocks(&self) -> &[Block] {
         match self {
-            Store::Heap(block) => std::slice::from_ref(block),
-            Store::Shared(shared) => shared.as_slice(),
+            Self::Heap(block) => std::slice::from_ref(block),
+            Self::Shared(shared) => shared.as_slice(),
         }
     }
 }
@@ -178,7 +181,7 @@ impl Drop for InFlight {
 
 impl Metrics {
     /// `workers` > 1 puts the counters in memory that forked workers share.
-    pub(crate) fn new(predict_path: &str, model_path: &str, workers: usize) -> Metrics {
+    pub(crate) fn new(predict_path: &str, model_path: &str, workers: usize) -> Self {
         let name = model_path.rsplit('/').next().unwrap_or_default();
         let route_paths = RouteLabel::all().map(|r| {
             match r {
@@ -209,7 +212,7 @@ impl Metrics {
                 None => Store::Heap(Box::default()),
             },
         };
-        Metrics {
+        Self {
             store: Arc::new(store),
             slot: AtomicUsize::new(0),
             route_paths,

@@ -64,7 +64,7 @@ pub enum Route {
     Metrics,
     OpenApi,
     Index,
-    /// `GET /v1/models`: the list KServe v1 clients ask for.
+    /// `GET /v1/models`: the list `KServe` v1 clients ask for.
     ModelList,
     V2Server,
     V2Live,
@@ -78,21 +78,21 @@ pub enum Route {
 impl Route {
     pub fn label(self) -> RouteLabel {
         match self {
-            Route::Call => RouteLabel::Call,
-            Route::Predict => RouteLabel::Predict,
-            Route::Model => RouteLabel::Model,
-            Route::Healthz => RouteLabel::Healthz,
-            Route::Readyz => RouteLabel::Readyz,
-            Route::Metrics => RouteLabel::Metrics,
-            Route::OpenApi => RouteLabel::OpenApi,
-            Route::Index => RouteLabel::Index,
-            Route::ModelList => RouteLabel::ModelList,
-            Route::V2Server => RouteLabel::V2Server,
-            Route::V2Live => RouteLabel::V2Live,
-            Route::V2Ready => RouteLabel::V2Ready,
-            Route::V2Model => RouteLabel::V2Model,
-            Route::V2ModelReady => RouteLabel::V2ModelReady,
-            Route::V2Infer(_) => RouteLabel::V2Infer,
+            Self::Call => RouteLabel::Call,
+            Self::Predict => RouteLabel::Predict,
+            Self::Model => RouteLabel::Model,
+            Self::Healthz => RouteLabel::Healthz,
+            Self::Readyz => RouteLabel::Readyz,
+            Self::Metrics => RouteLabel::Metrics,
+            Self::OpenApi => RouteLabel::OpenApi,
+            Self::Index => RouteLabel::Index,
+            Self::ModelList => RouteLabel::ModelList,
+            Self::V2Server => RouteLabel::V2Server,
+            Self::V2Live => RouteLabel::V2Live,
+            Self::V2Ready => RouteLabel::V2Ready,
+            Self::V2Model => RouteLabel::V2Model,
+            Self::V2ModelReady => RouteLabel::V2ModelReady,
+            Self::V2Infer(_) => RouteLabel::V2Infer,
         }
     }
 }
@@ -197,7 +197,7 @@ impl Service {
         let openapi = serde_json::to_vec(&doc).expect("a JSON value serialises");
         let page = page::render(&sig, &predict_path, token.is_some());
         let expected_auth = token.map(|t| format!("Bearer {t}").into_bytes());
-        Ok(Service {
+        Ok(Self {
             v2: kserve_v2::Model::new(&sig),
             metrics: Metrics::new(&predict_path, &model_path, opts.workers),
             sig,
@@ -505,7 +505,7 @@ impl Service {
         });
         let response = match (ticket.route, outcome) {
             (Route::V2Infer(_), Ok(results)) if results.len() == 1 => {
-                let pending = ticket.oip.as_ref().cloned().unwrap_or_default();
+                let pending = ticket.oip.clone().unwrap_or_default();
                 kserve_v2::encode(&self.v2, &pending, &results[0])
             }
             (Route::Predict, Ok(results)) => {

@@ -32,7 +32,7 @@ unsafe impl<T: ZeroedShared> Sync for Shared<T> {}
 
 impl<T: ZeroedShared> Shared<T> {
     /// `len` zeroed values, or `None` when the system refuses the mapping.
-    pub(crate) fn new(len: usize) -> Option<Shared<T>> {
+    pub(crate) fn new(len: usize) -> Option<Self> {
         let bytes = std::mem::size_of::<T>().checked_mul(len)?;
         if bytes == 0 {
             return None;
@@ -52,7 +52,7 @@ impl<T: ZeroedShared> Shared<T> {
         if ptr == libc::MAP_FAILED {
             return None;
         }
-        Some(Shared {
+        Some(Self {
             ptr: NonNull::new(ptr.cast())?,
             len,
             _owns: PhantomData,
@@ -98,7 +98,7 @@ mod tests {
         }
         let mut status = 0;
         // SAFETY: waits for the child made above.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
+        unsafe { libc::waitpid(pid, &raw mut status, 0) };
         assert_eq!(shared.as_slice()[1].calls_for_test().load(Relaxed), 1);
         assert_eq!(shared.as_slice()[0].calls_for_test().load(Relaxed), 0);
     }
