@@ -80,6 +80,27 @@ def _price():
 
     return Price(amount=decimal.Decimal("1.10"), at=dt.date(2024, 1, 2))
 
+def _display():
+    import IPython.display
+    return IPython.display
+
+class Drawn:
+    """What a plotting library's result looks like to IPython: `_repr_*_` methods, each of
+    which may decline with None."""
+
+    def __init__(self, kind):
+        self.kind = kind
+
+    def _repr_png_(self):
+        # IPython reads a str from `_repr_png_` as base64 already.
+        return "iVBORw0KGgo=" if self.kind == "png-text" else None
+
+    def _repr_svg_(self):
+        return '<svg xmlns="http://www.w3.org/2000/svg"/>' if self.kind == "svg" else None
+
+    def _repr_html_(self):
+        return ("<p>html</p>", {"isolated": True}) if self.kind == "html-only" else None
+
 def _cycle():
     loop = []
     loop.append(loop)
@@ -167,6 +188,14 @@ ROWS = {
         {"day": [dt.date(2024, 1, 2)], "at": [dt.datetime(2024, 1, 2, 3)],
          "took": [dt.timedelta(seconds=1.5)]}
     ),
+    # rich results: `{"media_type", "data"}` with the bytes in base64
+    "ipython_html": lambda: _display().HTML("<b>naïve</b>"),
+    "ipython_markdown": lambda: _display().Markdown("# title"),
+    "repr_svg": lambda: Drawn("svg"),
+    "repr_png_base64": lambda: Drawn("png-text"),
+    "repr_png_declines": lambda: Drawn("html-only"),
+    "rich_nested": lambda: {"chart": Drawn("svg")},
+    "repr_declines_all": lambda: Drawn("nothing"),
     # no JSON form: the same error, naming the type and the place, on every path
     "complex": lambda: complex(1, 2),
     "nested_object": lambda: {"a": [1, {"b c": object()}]},
@@ -262,6 +291,20 @@ EXPECTED: dict[str, Any] = {
     "polars_frame": [{"b": 1, "a": 0.5}, {"b": 2, "a": None}],
     "polars_series": [1, None, 3],
     "polars_times": [{"day": "2024-01-02", "at": "2024-01-02T03:00:00", "took": 1.5}],
+    "ipython_html": {"media_type": "text/html", "data": "PGI+bmHDr3ZlPC9iPg=="},
+    "ipython_markdown": {"media_type": "text/markdown", "data": "IyB0aXRsZQ=="},
+    "repr_svg": {
+        "media_type": "image/svg+xml",
+        "data": "PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmciLz4=",
+    },
+    "repr_png_base64": {"media_type": "image/png", "data": "iVBORw0KGgo="},
+    "repr_png_declines": {"media_type": "text/html", "data": "PHA+aHRtbDwvcD4="},
+    "rich_nested": {
+        "chart": {
+            "media_type": "image/svg+xml",
+            "data": "PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmciLz4=",
+        }
+    },
 }
 
 # The place and type each path names (the message is the same sentence on every path).
@@ -272,6 +315,7 @@ REFUSED: dict[str, str] = {
     # strings, a tuple has no one text, and json.dumps refuses it too.
     "tuple_key": "`tuple as a dict key` at `result{key}`",
     "cycle": "`list nested deeper than 200 levels (a cycle?)` at `result[0][0][0]",
+    "repr_declines_all": "`__main__.Drawn whose display methods all returned None` at `result`",
 }
 
 KINDS = sorted([*EXPECTED, *REFUSED])

@@ -171,7 +171,7 @@ def bind_json(fn: Callable[..., Any], value: Any) -> tuple[list[Any], dict[str, 
     if isinstance(value, list):
         return value, {}
     if isinstance(value, dict):
-        return [], value
+        return [], as_identifiers(fn, value)
     params = _parameters(fn)
     if len(params) == 1:
         return [value], {}
@@ -179,6 +179,22 @@ def bind_json(fn: Callable[..., Any], value: Any) -> tuple[list[Any], dict[str, 
         "arguments must be a JSON array (positional) or object (keyword), "
         f"not {type(value).__name__}"
     )
+
+
+def as_identifiers(fn: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Keywords matched as Python matches identifiers: the source's `𝑥` is the parameter
+    `x` (NFKC), so a key spelled as in the source reaches it. Keys that name no parameter
+    that way (`**kwargs` extras) stay as given; the server binds by the same rule."""
+    if all(k.isascii() for k in kwargs):
+        return kwargs
+    import unicodedata
+
+    names = {p.name for p in _parameters(fn) if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    out = {}
+    for key, value in kwargs.items():
+        normal = unicodedata.normalize("NFKC", key)
+        out[normal if normal in names else key] = value
+    return out
 
 
 def _parameters(fn: Callable[..., Any]) -> list[inspect.Parameter]:
@@ -391,7 +407,8 @@ def _run_async(coro: Any) -> Any:
 
 def call_example(fn: Callable[..., Any], example: dict[str, Any]) -> Any:
     """Call with an example's JSON arguments, as the server would, and return JSON."""
-    return to_json(settle(fn(*example.get("args", ()), **example.get("kwargs", {}))))
+    kwargs = as_identifiers(fn, example.get("kwargs", {}))
+    return to_json(settle(fn(*example.get("args", ()), **kwargs)))
 
 
 # ── standalone: `python -I _runtime.py BUNDLE` in a clean venv ───────────────────────────

@@ -730,6 +730,97 @@ def _polars_out(value: Any) -> Any:
     return _no_result(value)
 
 
+# Rich results: what a notebook displays as a picture or a page. JSON carries them as
+# `{"media_type": ..., "data": <base64>}`; `/call` answers the media type itself when the
+# request's `Accept` prefers it (the server reads this same shape back).
+
+#: What each IPython display method returns, in the order a result's own methods are tried
+#: (lossless images first; a method that returns None declines, as in IPython).
+MEDIA_REPRS = (
+    ("_repr_png_", "image/png"),
+    ("_repr_jpeg_", "image/jpeg"),
+    ("_repr_svg_", "image/svg+xml"),
+    ("_repr_html_", "text/html"),
+    ("_repr_markdown_", "text/markdown"),
+)
+_BINARY_MEDIA = ("image/png", "image/jpeg")
+_FIGURE = "matplotlib.figure.Figure"
+
+
+def _is_figure(cls: Any) -> bool:
+    return any(_qual(c) == _FIGURE for c in getattr(cls, "__mro__", ()))
+
+
+def _media_types(cls: Any) -> list[str]:
+    """The media types instances of `cls` may render as, most preferred first."""
+    if _is_figure(cls):
+        return ["image/png"]  # matplotlib's `_repr_html_` is for its interactive backends
+    return [media for method, media in MEDIA_REPRS if callable(getattr(cls, method, None))]
+
+
+def _is_rich_class(tp: Any) -> bool:
+    return _is_class(tp) and bool(_media_types(tp))
+
+
+def _rich_schema(tp: Any, _builder: Builder) -> dict[str, Any]:
+    media = _media_types(tp)
+    data: dict[str, Any] = {"type": "string", "contentEncoding": "base64"}
+    if len(media) == 1:
+        data["contentMediaType"] = media[0]
+    return {
+        "type": "object",
+        "required": ["media_type", "data"],
+        "properties": {"media_type": {"enum": media}, "data": data},
+        "additionalProperties": False,
+    }
+
+
+def rendered(value: Any) -> tuple[str, bytes]:
+    """The media type and bytes of a rich result: a matplotlib figure as the PNG the notebook
+    shows (`bbox_inches="tight"`, as the inline backend draws it), anything else by its first
+    `_repr_*_` method that answers."""
+    if _is_figure(type(value)):
+        import io
+
+        buffer = io.BytesIO()
+        value.savefig(buffer, format="png", bbox_inches="tight")
+        return "image/png", buffer.getvalue()
+    for method, media in MEDIA_REPRS:
+        render = getattr(value, method, None)
+        if not callable(render):
+            continue
+        data = render()
+        if isinstance(data, tuple):  # IPython's (data, metadata)
+            data = data[0]
+        if data is None:
+            continue
+        if isinstance(data, str):
+            # IPython reads a str from `_repr_png_`/`_repr_jpeg_` as base64 already.
+            if media in _BINARY_MEDIA:
+                import base64
+
+                return media, base64.b64decode(data)
+            return media, data.encode("utf-8")
+        return media, bytes(data)
+    raise NotJSON(type_name(type(value)), " whose display methods all returned None")
+
+
+def _rich_out(value: Any) -> Any:
+    import base64
+
+    media, data = rendered(value)
+    return {"media_type": media, "data": base64.b64encode(data).decode("ascii")}
+
+
+def unconvertible(tp: Any) -> Optional[str]:
+    """The name of an annotated return class whose instances have no JSON form (nothing in
+    the table takes them: `complex`, a plain class), so pack can say so before every call
+    fails; None when the table converts it, or the annotation is not a class."""
+    if not _is_class(tp) or entry_for_annotation(tp) is not None:
+        return None
+    return None if entry_for_value(tp) is not None else type_name(tp)
+
+
 def _result_of(*names: str) -> Callable[[type], bool]:
     return lambda cls: any(_qual(c) in names for c in cls.__mro__)
 
@@ -926,6 +1017,15 @@ TABLE: list[Entry] = [
         lambda tp: _unless_typed(tp, tp.model_validate),
         _pydantic_value,
         lambda v: v.model_dump(mode="json"),
+    ),
+    # Last: a type with a row of its own (a DataFrame has `_repr_html_` too) keeps it.
+    Entry(
+        "rich",
+        _is_rich_class,
+        _rich_schema,
+        _no_plan,
+        lambda cls: bool(_media_types(cls)),
+        _rich_out,
     ),
 ]
 

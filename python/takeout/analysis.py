@@ -451,6 +451,7 @@ def _trace(fn: Any, examples: Sequence[Any], name: str) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for i, example in enumerate(examples, 1):
         args, kwargs = _checks.split_example(example, i)
+        kwargs = _runtime.as_identifiers(fn, kwargs)
         ran: dict[str, None] = {}
 
         def hook(frame: Any, event: str, arg: Any, ran: dict[str, None] = ran) -> None:

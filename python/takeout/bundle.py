@@ -135,7 +135,7 @@ def _pack(
         "loader_imports": report.loader_imports,
         "excluded": report.excluded,
         "missing": report.missing,
-        "warnings": report.warnings,
+        "warnings": [*report.warnings, *filter(None, [schema.result_warning(fn)])],
         "examples": recorded,
     }
 
@@ -270,6 +270,7 @@ def _record_examples(fn: Any, examples: Optional[Sequence[Any]]) -> list[dict[st
     recorded = []
     for index, example in enumerate(_checks.examples_or_fail(examples), 1):
         args, kwargs = _checks.split_example(example, index)
+        kwargs = _runtime.as_identifiers(fn, kwargs)  # recorded as the server binds them
         try:
             entry = {
                 "args": _runtime.to_json(args, root="args"),

@@ -396,7 +396,8 @@ def pack_notebook(
         function=function,
         notebook=str(path),
         cells=ran,
-        warnings=list(sliced.warnings),
+        # The manifest's own (a result type with no JSON form) after the slice's.
+        warnings=[*sliced.warnings, *result.get("manifest", {}).get("warnings", ())],
         seconds=round(time.perf_counter() - started, 3),
     )
     return result

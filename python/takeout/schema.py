@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import json
 import typing
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from . import _types
 
@@ -74,6 +74,24 @@ def describe(fn: Callable[..., Any]) -> dict[str, Any]:
         "schema": object_schema,
         "returns": returns,
     }
+
+
+def result_warning(fn: Callable[..., Any]) -> Optional[str]:
+    """A sentence when the return annotation names a type with no JSON form, so that pack
+    says so rather than every call failing; None otherwise."""
+    try:
+        returns = typing.get_type_hints(fn).get("return")
+    except Exception:  # unresolvable forward references: nothing to say
+        return None
+    kind = _types.unconvertible(returns)
+    if kind is None:
+        return None
+    name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+    return (
+        f"`{name}` is annotated to return `{kind}`, which has no JSON form, so every call "
+        "will fail; return lists, dicts, numbers, strings, numpy or pandas objects, "
+        "dataclasses, or a figure or image (anything with `_repr_png_`)"
+    )
 
 
 def _is_json(value: Any) -> bool:

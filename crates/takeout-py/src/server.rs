@@ -85,6 +85,7 @@ impl PyApp {
         let mut authorization = None;
         let mut content_length = None;
         let mut inference_header_length = None;
+        let mut accept = None;
         for pair in headers.try_iter()? {
             let (name, value): (Vec<u8>, Vec<u8>) = pair?.extract()?;
             if name.eq_ignore_ascii_case(b"content-type") {
@@ -95,6 +96,8 @@ impl PyApp {
                 content_length = std::str::from_utf8(&value)
                     .ok()
                     .and_then(|v| v.trim().parse().ok());
+            } else if name.eq_ignore_ascii_case(b"accept") {
+                accept = Some(value);
             } else if name.eq_ignore_ascii_case(b"inference-header-content-length") {
                 inference_header_length = std::str::from_utf8(&value)
                     .ok()
@@ -108,6 +111,7 @@ impl PyApp {
             authorization: authorization.as_deref(),
             content_length,
             inference_header_length,
+            accept: accept.as_deref(),
         };
         match self.inner.service.start(&head, started) {
             Start::Respond(r) => response_tuple(py, r),

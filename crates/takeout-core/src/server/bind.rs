@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use jsonschema::paths::LocationSegment;
 use jsonschema::Validator;
 use serde_json::{Map, Value};
+use unicode_normalization::UnicodeNormalization;
 
 use super::json::Json;
 use super::params::{ManifestError, Param, ParamKind, Params};
@@ -106,7 +107,7 @@ impl Binder {
         loc: &[Value],
         issues: &mut Vec<Value>,
     ) -> Args {
-        let mut given = dedupe(members);
+        let mut given = dedupe(as_identifiers(members, &self.params));
         let mut args = Args::default();
         // A positional-only parameter left out before one that is given must still be filled.
         let mut pending_defaults: Vec<Json> = Vec::new();
@@ -310,6 +311,29 @@ fn check(validator: &Validator, value: &Json, loc: Vec<Value>, issues: &mut Vec<
         let kind = format!("schema.{}", err.kind().keyword());
         issues.push(issue(path, err.to_string(), &kind));
     }
+}
+
+/// Keys as Python reads identifiers: the source's `𝑥` is the parameter `x` (NFKC), so a key
+/// spelled as in the source reaches its parameter and the 422s name the schema's field. Keys
+/// that name no parameter that way (`**kwargs` extras) stay as given, as `takeout call` does.
+fn as_identifiers(members: Vec<(String, Json)>, params: &[Param]) -> Vec<(String, Json)> {
+    if members.iter().all(|(k, _)| k.is_ascii()) {
+        return members;
+    }
+    members
+        .into_iter()
+        .map(|(k, v)| {
+            if k.is_ascii() {
+                return (k, v);
+            }
+            let normal: String = k.nfkc().collect();
+            if params.iter().any(|p| p.kind.named() && p.name == normal) {
+                (normal, v)
+            } else {
+                (k, v)
+            }
+        })
+        .collect()
 }
 
 fn dedupe(members: Vec<(String, Json)>) -> Vec<(String, Json)> {

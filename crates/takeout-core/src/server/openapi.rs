@@ -4,6 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
+use super::negotiate::MEDIA;
 use super::params::{ParamKind, Params};
 
 const ERROR_CODES: [(&str, &str); 8] = [
@@ -103,7 +104,8 @@ pub(crate) fn document(sig: &Params, predict_path: &str, model_path: &str, token
             "description": description,
             "security": security,
             "requestBody": {"required": true, "content": {"application/json": call_content}},
-            "responses": responses(
+            "responses": call_responses(
+                sig,
                 json!({"type": "object", "required": ["result"],
                        "properties": {"result": returns}}),
                 &error_ref,
@@ -194,6 +196,45 @@ fn responses(ok: Value, error_ref: &Value) -> Value {
         );
     }
     Value::Object(out)
+}
+
+/// `/call`'s responses: a rich result (a figure, an image, HTML) is also its own media type,
+/// by `Accept` (see `negotiate`), for every media type the return annotation or a recorded
+/// example says it has.
+fn call_responses(sig: &Params, ok: Value, error_ref: &Value) -> Value {
+    let mut out = responses(ok, error_ref);
+    let media = media_types(sig);
+    if media.is_empty() {
+        return out;
+    }
+    out["200"]["description"] = format!(
+        "The result: JSON, or the result's own bytes ({}) when `Accept` prefers them;          in JSON a rich result is `{{\"media_type\": ..., \"data\": <base64>}}`",
+        media.join(", ")
+    )
+    .into();
+    for m in media {
+        out["200"]["content"][m] = json!({"schema": {"type": "string", "contentMediaType": m}});
+    }
+    out
+}
+
+fn media_types(sig: &Params) -> Vec<&'static str> {
+    let mut named: Vec<&str> = Vec::new();
+    let declared = sig.returns.pointer("/properties/media_type/enum");
+    for m in declared.and_then(Value::as_array).into_iter().flatten() {
+        named.extend(m.as_str());
+    }
+    for example in &sig.examples {
+        let output = example.output.as_ref();
+        named.extend(output.and_then(|o| o.get("media_type")?.as_str()));
+    }
+    let mut out = Vec::new();
+    for (m, _) in MEDIA {
+        if named.iter().any(|n| n.eq_ignore_ascii_case(m)) {
+            out.push(m);
+        }
+    }
+    out
 }
 
 fn get_json(id: &str, summary: &str, schema: Value) -> Value {

@@ -17,6 +17,7 @@ use super::json::{self, Json, ParseError};
 use super::kserve_v2;
 use super::log::Logger;
 use super::metrics::{InFlight, Metrics, RouteLabel};
+use super::negotiate::{self, Accept};
 use super::openapi;
 use super::page;
 use super::params::{ManifestError, Params};
@@ -56,7 +57,8 @@ impl Default for Options {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
-    Call,
+    /// With what the request's `Accept` prefers for a rich result.
+    Call(Accept),
     Predict,
     Model,
     Healthz,
@@ -78,7 +80,7 @@ pub enum Route {
 impl Route {
     pub fn label(self) -> RouteLabel {
         match self {
-            Self::Call => RouteLabel::Call,
+            Self::Call(_) => RouteLabel::Call,
             Self::Predict => RouteLabel::Predict,
             Self::Model => RouteLabel::Model,
             Self::Healthz => RouteLabel::Healthz,
@@ -108,6 +110,7 @@ pub struct Head<'a> {
     pub content_length: Option<u64>,
     /// `Inference-Header-Content-Length`: the JSON part of a v2 body with binary tensors.
     pub inference_header_length: Option<u64>,
+    pub accept: Option<&'a [u8]>,
 }
 
 pub enum Start {
@@ -251,6 +254,7 @@ impl Service {
     /// length over the limit; GET routes are answered here.
     pub fn start(&self, head: &Head<'_>, started: Instant) -> Start {
         let route = match self.route(head.method, head.path) {
+            Ok(Route::Call(_)) => Route::Call(Accept::parse(head.accept)),
             Ok(route) => route,
             Err(err) => {
                 let response = if is_v2(head.path) {
@@ -265,7 +269,7 @@ impl Service {
         let label = route.label();
         if matches!(
             route,
-            Route::Call | Route::Predict | Route::Metrics | Route::V2Infer(_)
+            Route::Call(_) | Route::Predict | Route::Metrics | Route::V2Infer(_)
         ) {
             if let Some(expected) = &self.expected_auth {
                 let given = head.authorization.unwrap_or_default();
@@ -276,7 +280,7 @@ impl Service {
             }
         }
         let response = match route {
-            Route::Call | Route::Predict => {
+            Route::Call(_) | Route::Predict => {
                 if !is_json(head.content_type) {
                     let ct = head.content_type.map(String::from_utf8_lossy);
                     let err = ApiError::not_json(ct.as_deref());
@@ -521,8 +525,14 @@ impl Service {
                 body.extend_from_slice(b"]}");
                 Response::json(200, body)
             }
-            (_, Ok(mut results)) if results.len() == 1 => {
+            (route, Ok(mut results)) if results.len() == 1 => {
                 let result = results.pop().unwrap_or_default();
+                if let Route::Call(accept) = route {
+                    if let Some(response) = media_response(accept, &result) {
+                        self.record(label, response.status, ticket.started);
+                        return response;
+                    }
+                }
                 let mut body = Vec::with_capacity(result.len() + 11);
                 body.extend_from_slice(b"{\"result\":");
                 body.extend_from_slice(&result);
@@ -615,7 +625,7 @@ impl Service {
 
     fn route(&self, method: &str, path: &str) -> Result<Route, ApiError> {
         let (route, allow) = match path {
-            "/call" => (Route::Call, "POST"),
+            "/call" => (Route::Call(Accept::default()), "POST"),
             "/healthz" => (Route::Healthz, "GET"),
             "/readyz" => (Route::Readyz, "GET"),
             "/metrics" => (Route::Metrics, "GET"),
@@ -648,6 +658,30 @@ impl Service {
 }
 
 pub(crate) const MODEL_LIST_PATH: &str = "/v1/models";
+
+/// A rich result's own bytes, when the request's `Accept` prefers its media type to JSON.
+fn media_response(accept: Accept, result: &[u8]) -> Option<Response> {
+    if !accept.wants_media() {
+        return None;
+    }
+    let (media, data) = negotiate::rich(result)?;
+    let content_type = accept.choose(&media)?;
+    let mut response = Response {
+        status: 200,
+        content_type,
+        body: data,
+        headers: vec![("vary", "accept".to_owned())],
+        close: false,
+    };
+    if media != "image/png" && media != "image/jpeg" {
+        // HTML and SVG made by the function (from the caller's arguments, perhaps) must not
+        // run scripts with this origin's rights.
+        response = response
+            .with_header("content-security-policy", "sandbox")
+            .with_header("x-content-type-options", "nosniff");
+    }
+    Some(response)
+}
 
 fn is_v2(path: &str) -> bool {
     path == "/v2" || path.starts_with("/v2/")

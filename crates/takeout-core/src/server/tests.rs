@@ -191,6 +191,93 @@ fn duplicate_keys_last_wins() {
 }
 
 #[test]
+fn keywords_match_parameters_as_python_identifiers() {
+    // `def add(𝑥, y=1.0)` has the parameter `x`: Python normalises identifiers (NFKC).
+    let svc = service(ADD, Options::default());
+    let args = bound(&svc, r#"{"𝑥": 1.5}"#).unwrap();
+    assert_eq!(args.keywords, vec![("x".to_string(), num(1.5))]);
+    let details = bound(&svc, r#"{"𝑥": "one"}"#).unwrap_err();
+    assert_eq!(details[0]["loc"], json!(["body", "x"]), "{details}");
+    // A key that names no parameter even after normalising is reported as sent.
+    let details = bound(&svc, r#"{"x": 1, "𝑧": 2}"#).unwrap_err();
+    assert_eq!(details[0]["loc"], json!(["body", "𝑧"]), "{details}");
+}
+
+const FIGURE: &str = r#"{"name": "plot", "function": {"qualname": "plot", "signature": "()",
+  "parameters": [], "schema": {"type": "object", "properties": {}, "additionalProperties": false},
+  "returns": {"type": "object", "required": ["media_type", "data"],
+    "properties": {"media_type": {"enum": ["image/png"]},
+                   "data": {"type": "string", "contentEncoding": "base64", "contentMediaType": "image/png"}},
+    "additionalProperties": false}}, "examples": []}"#;
+
+fn call_accepting(svc: &Service, accept: Option<&[u8]>, result: &[u8]) -> Response {
+    let now = Instant::now();
+    let head = Head {
+        accept,
+        ..post("/call")
+    };
+    let Start::NeedBody(route) = svc.start(&head, now) else {
+        panic!("/call needs its body");
+    };
+    let Step::Call(ticket, _) = svc.begin(route, b"{}", now) else {
+        panic!("the call binds");
+    };
+    svc.finish(ticket, Ok(vec![result.to_vec()]))
+}
+
+#[test]
+fn rich_results_answer_their_media_type_when_accept_prefers_it() {
+    let svc = service(FIGURE, Options::default());
+    let png = br#"{"media_type":"image/png","data":"iVBORw0KGgo="}"#;
+    let browser = b"text/html,application/xhtml+xml,application/xml;q=0.9,image/*,*/*;q=0.8";
+    let r = call_accepting(&svc, Some(browser), png);
+    assert_eq!((r.status, r.content_type), (200, "image/png"));
+    assert_eq!(r.body, b"\x89PNG\r\n\x1a\n");
+    assert!(r.headers.contains(&("vary", "accept".into())));
+    for accept in [None, Some(&b"*/*"[..]), Some(b"application/json")] {
+        let r = call_accepting(&svc, accept, png);
+        assert_eq!(r.content_type, response::JSON, "{accept:?}");
+        let body: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["result"]["media_type"], "image/png");
+    }
+    // HTML from the function runs no script with the server's origin.
+    let html = br#"{"media_type":"text/html","data":"PGI+aGk8L2I+"}"#;
+    let r = call_accepting(&svc, Some(b"text/html"), html);
+    assert_eq!(r.content_type, "text/html; charset=utf-8");
+    assert_eq!(r.body, b"<b>hi</b>");
+    assert!(r
+        .headers
+        .contains(&("content-security-policy", "sandbox".into())));
+    // Any other result is JSON whatever the client asked for.
+    let r = call_accepting(&svc, Some(b"image/png"), b"[1, 2]");
+    assert_eq!(
+        (r.content_type, r.body.as_slice()),
+        (response::JSON, &br#"{"result":[1, 2]}"#[..])
+    );
+    // The media types are in the OpenAPI document.
+    let doc: Value = {
+        let r = match svc.start(
+            &Head {
+                method: "GET",
+                path: "/openapi.json",
+                ..Head::default()
+            },
+            Instant::now(),
+        ) {
+            Start::Respond(r) => r,
+            Start::NeedBody(_) => unreachable!(),
+        };
+        serde_json::from_slice(&r.body).unwrap()
+    };
+    let content = &doc["paths"]["/call"]["post"]["responses"]["200"]["content"];
+    assert_eq!(
+        content["image/png"]["schema"]["contentMediaType"],
+        "image/png"
+    );
+    assert!(content["application/json"].is_object());
+}
+
+#[test]
 fn results_and_kserve_predictions() {
     let svc = service(ONE, Options::default());
     let (status, body) = run(&svc, &post("/call"), r#"{"sample": [0.5, 0.5]}"#, |calls| {
