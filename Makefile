@@ -29,15 +29,15 @@ demo: install ## the main job on the shipped example
 lint: install ## rustfmt, clippy, ruff, stubtest
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	$(BIN)/ruff check python tests bench examples
-	$(BIN)/ruff format --check python tests bench examples
+	$(BIN)/ruff check python tests bench examples fuzz
+	$(BIN)/ruff format --check python tests bench examples fuzz
 	$(PY) -m mypy.stubtest takeout._core --ignore-missing-stub
 
 .PHONY: format
 format: $(VENV)/.created ## apply rustfmt and ruff
 	cargo fmt --all
-	$(BIN)/ruff check --fix python tests bench examples
-	$(BIN)/ruff format python tests bench examples
+	$(BIN)/ruff check --fix python tests bench examples fuzz
+	$(BIN)/ruff format python tests bench examples fuzz
 
 .PHONY: test-rust
 test-rust: ## cargo tests of the pure-Rust core
@@ -47,8 +47,17 @@ test-rust: ## cargo tests of the pure-Rust core
 test-python: install ## pytest (real kernels, venvs and servers)
 	$(PY) -m pytest -q
 
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz
+fuzz: install ## fuzz the pickle scanner, requirement/metadata parsers, manifest reader (FUZZ_SECONDS each)
+	$(PY) fuzz/run.py --seconds $(FUZZ_SECONDS)
+
+.PHONY: fuzz-ci
+fuzz-ci: install ## the short fuzz run CI makes (5 s per target)
+	$(PY) fuzz/run.py --seconds 5
+
 .PHONY: test
-test: lint test-rust test-python ## everything CI runs
+test: lint test-rust test-python fuzz-ci ## everything CI runs
 
 .PHONY: bench
 bench: install ## benchmarks; ratio tables on stdout

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
+import httpx
 import numpy as np
 import pytest
 
@@ -344,3 +345,131 @@ def test_the_standalone_loader_checks_what_it_reads(bundle: takeout.Bundle) -> N
     out = json.loads(result.read_text())
     assert out["loaded"] is False
     assert "is a FIFO, not a regular file" in out["error"]["message"]
+
+
+# ── 14. takeout call: whatever the function raises is one sentence ─────────────────────────
+
+
+def _call(bundle: Path, arguments: str = "[]") -> subprocess.CompletedProcess[str]:
+    argv = [*TAKEOUT, "call", str(bundle), arguments]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("body", "sentence"),
+    [
+        (
+            "class Halt(BaseException):\n    pass\ndef f():\n    raise Halt('stop here')",
+            "the function raised Halt: stop here",
+        ),
+        (
+            "import sys\ndef f():\n    sys.exit(5)",
+            "the function called sys.exit(5) instead of returning; return a value or raise "
+            "an exception",
+        ),
+        (
+            "def f():\n    raise ValueError('\\x1b]0;owned\\x07\\x1b[2J\\nforged line')",
+            "the function raised ValueError: \\x1b]0;owned\\x07\\x1b[2J\\nforged line",
+        ),
+    ],
+    ids=["base-exception", "system-exit", "escapes"],
+)
+def test_call_reports_what_the_function_raised_in_one_sentence(
+    tmp_path: Path, body: str, sentence: str
+) -> None:
+    ns = run_cells(body)
+    bundle = takeout.pack(ns["f"], tmp_path / "f.takeout")
+    out = _call(bundle.path)
+    assert out.returncode == 1, out
+    assert out.stderr == f"takeout: error: {sentence}\n"
+    assert "\x1b" not in out.stderr and out.stdout == ""
+
+
+# ── 15. pack: killed packs, racing packs, I/O errors ───────────────────────────────────────
+
+KILLED_PACK = """
+import os, sys, takeout
+class DiesWhileWritten:
+    # Alive through the analysis, which pickles too; killed while function.pkl is written,
+    # as a pack killed half-way through a 400 MB payload would be.
+    def __reduce__(self):
+        frame = sys._getframe()
+        while frame is not None:
+            if frame.f_code.co_name == "_write_payload":
+                os.kill(os.getpid(), 9)
+            frame = frame.f_back
+        return (int, ())
+thing = DiesWhileWritten()
+def f():
+    return thing
+takeout.pack(f, sys.argv[1])
+"""
+
+
+def test_a_killed_pack_leaves_nothing_the_next_pack_does_not_remove(tmp_path: Path) -> None:
+    target = tmp_path / "f.takeout"
+    killed = subprocess.run([sys.executable, "-c", KILLED_PACK, str(target)], timeout=120)
+    assert killed.returncode == -signal.SIGKILL
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert len(left) == 1 and left[0].startswith(".f.takeout.") and left[0].endswith(".tmp")
+    # Another pack's temporary directory, still running (this process): left alone.
+    running = tmp_path / f".f.takeout.{os.getpid()}.abcd1234.tmp"
+    running.mkdir()
+    takeout.pack(run_cells("def f():\n    return 1")["f"], target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([running.name, "f.takeout"])
+
+
+def test_a_pack_that_finishes_first_is_not_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from takeout import bundle as bundle_module
+
+    target = tmp_path / "f.takeout"
+    first = run_cells("def f():\n    return 'first'")["f"]
+    second = run_cells("def f():\n    return 'second'")["f"]
+    # Deterministic race: the other pack to the same path completes while ours writes.
+    _hook(monkeypatch, bundle_module, "_requirements_txt", lambda: takeout.pack(first, target))
+    with pytest.raises(takeout.errors.UsageError, match=r"already exists \(written while"):
+        takeout.pack(second, target)
+    assert takeout.load(target)() == "first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.takeout"]
+
+
+def test_a_pack_that_cannot_write_names_the_path(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    target = tmp_path / "a-file" / "f.takeout"
+    with pytest.raises(takeout.errors.BundleError, match=r"^could not write the bundle `.*a-file"):
+        takeout.pack(run_cells("def f():\n    return 1")["f"], target)
+
+
+# ── 13. integers past 64 bits reach the function exactly ───────────────────────────────────
+
+
+@pytest.mark.slow
+def test_big_json_integers_reach_an_int_parameter_exactly(tmp_path: Path) -> None:
+    from .test_serve import serve
+
+    ns = run_cells("def echo(x: int) -> str:\n    return f'{type(x).__name__} {x}'")
+    bundle = takeout.pack(ns["echo"], tmp_path / "echo.takeout")
+    server = serve("takeout", bundle.path)
+    try:
+        for value in (2**64, 10**99 + 7, -(2**63) - 1, -(10**120), 2**63 - 1):
+            body = '{"x": %d}' % value  # noqa: UP031 - the digits, not a float's repr
+            r = httpx.post(
+                server.url + "/call",
+                content=body,
+                headers={"content-type": "application/json"},
+                timeout=30,
+            )
+            assert r.status_code == 200, r.text
+            assert r.json() == {"result": f"int {value}"}
+        for not_int in ("1.5", '"7"', "1.8446744073709552e19.5"):
+            r = httpx.post(
+                server.url + "/call",
+                content='{"x": %s}' % not_int,  # noqa: UP031
+                headers={"content-type": "application/json"},
+                timeout=30,
+            )
+            assert r.status_code in (400, 422), r.text
+    finally:
+        server.stop()
