@@ -327,7 +327,7 @@ def fuzz(name: str, seconds: float, seed: int, out: Path) -> dict[str, Any]:
                     panics += kind == "PanicException"
                     key = f"{kind}: {str(err)[:120]}"
                     if key not in findings:
-                        _save(out, name, len(findings), key, state)
+                        _save(out, name, len(findings), key, state, err)
                     findings[key] = findings.get(key, 0) + 1
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -335,11 +335,14 @@ def fuzz(name: str, seconds: float, seed: int, out: Path) -> dict[str, Any]:
             "findings": findings}  # fmt: skip
 
 
-def _save(out: Path, name: str, n: int, key: str, state: Any) -> None:
-    """The finding and the generator state that reproduces its input."""
+def _save(out: Path, name: str, n: int, key: str, state: Any, err: BaseException) -> None:
+    """The finding, where it was raised, and the generator state that reproduces its input."""
+    import traceback
+
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{name}-{n}.json"
-    path.write_text(json.dumps({"target": name, "error": key, "rng_state": repr(state)}))
+    where = "".join(traceback.format_exception(type(err), err, err.__traceback__)[-4:])
+    finding = {"target": name, "error": key, "traceback": where, "rng_state": repr(state)}
+    (out / f"{name}-{n}.json").write_text(json.dumps(finding, indent=1))
 
 
 def main() -> int:

@@ -131,7 +131,16 @@ _IMPL_NAMES = {"cpython": "CPython", "pypy": "PyPy"}
 def check_python(manifest: dict[str, Any]) -> None:
     """Refuse another implementation or minor version: the pickled code objects and C
     extension wheels of the lock are both tied to them."""
-    want = manifest.get("python") or {}
+    want = manifest.get("python")
+    if not (
+        isinstance(want, dict)
+        and isinstance(want.get("implementation"), str)
+        and isinstance(want.get("minor"), str)
+    ):
+        raise _IntegrityError(
+            f"`{MANIFEST}` is damaged: its `python` does not name the implementation and minor "
+            "version that packed the bundle; pack the bundle again"
+        )
     have = python_facts()
     if (want.get("implementation"), want.get("minor")) != (have["implementation"], have["minor"]):
         want_name = _IMPL_NAMES.get(want.get("implementation", ""), want.get("implementation"))
