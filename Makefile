@@ -32,6 +32,7 @@ lint: install ## rustfmt, clippy, ruff, stubtest
 	$(BIN)/ruff check python tests bench examples fuzz
 	$(BIN)/ruff format --check python tests bench examples fuzz
 	$(PY) -m mypy.stubtest takeout._core --ignore-missing-stub
+	$(BIN)/mypy python/takeout
 
 .PHONY: format
 format: $(VENV)/.created ## apply rustfmt and ruff

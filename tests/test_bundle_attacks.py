@@ -29,7 +29,7 @@ from takeout import _runtime
 from takeout.bundle import read_manifest
 from takeout.errors import BundleIntegrityError, TakeoutError
 
-from .conftest import run_cells
+from .support import run_cells
 
 TAKEOUT = [sys.executable, "-m", "takeout.cli"]
 KEY = "k1"

@@ -12,7 +12,7 @@ import pytest
 
 import takeout
 
-from .conftest import run_cells
+from .support import run_cells
 from .test_serve import serve
 
 

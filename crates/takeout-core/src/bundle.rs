@@ -2,7 +2,7 @@
 //! HMAC-SHA256 signature over the canonical manifest. Everything here runs before a single
 //! byte of `function.pkl` is unpickled, so a failure must stop loading, never warn.
 
-use std::fs::File;
+use fs_err::File;
 use std::io::{self, Read};
 use std::path::{Component, Path};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -97,7 +97,7 @@ fn sha256_read(mut file: File) -> io::Result<[u8; 32]> {
         match file.read(&mut buffer) {
             Ok(0) => break,
             Ok(n) => hasher.update(&buffer[..n]),
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
             Err(err) => return Err(err),
         }
     }
@@ -147,7 +147,9 @@ fn open_member(root: &Path, rel: &str) -> Result<File, BundleError> {
     let fd = openat(&dir, *last, flags, Mode::empty()).map_err(|err| describe(rel, err, &dir))?;
     let kind = fstat(&fd).map(|st| FileType::from_raw_mode(st.st_mode));
     match kind {
-        Ok(FileType::RegularFile) => Ok(File::from(fd)),
+        // fs_err wraps a std file; the descriptor is already ours, opened as above.
+        #[allow(clippy::disallowed_types)]
+        Ok(FileType::RegularFile) => Ok(File::from_parts(std::fs::File::from(fd), root.join(rel))),
         Ok(other) => Err(BundleError::NotRegular {
             path: rel.to_owned(),
             kind: match other {
@@ -169,7 +171,7 @@ fn open_member(root: &Path, rel: &str) -> Result<File, BundleError> {
 #[cfg(not(unix))]
 fn open_member(root: &Path, rel: &str) -> Result<File, BundleError> {
     let path = root.join(rel);
-    let meta = std::fs::symlink_metadata(&path).map_err(|source| io_error(rel, source))?;
+    let meta = fs_err::symlink_metadata(&path).map_err(|source| io_error(rel, source))?;
     if meta.file_type().is_symlink() {
         return Err(BundleError::Symlink {
             path: rel.to_owned(),
@@ -247,7 +249,7 @@ fn digest_all(
         }
     };
     let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
+        .map_or(1, std::num::NonZero::get)
         .min(MAX_THREADS)
         .min(rel_paths.len());
     if threads <= 1 {
@@ -270,11 +272,15 @@ fn digest_all(
                 if result.is_err() {
                     first_failure.fetch_min(index, Ordering::SeqCst);
                 }
-                results.lock().unwrap_or_else(|e| e.into_inner())[index] = Some(result);
+                results
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)[index] = Some(result);
             });
         }
     });
-    let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    let results = results
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let failure = first_failure.into_inner();
     let mut digests = Vec::with_capacity(rel_paths.len());
     for (index, result) in results.into_iter().enumerate() {
@@ -341,7 +347,7 @@ pub fn parse_manifest(text: &str) -> Result<Value, BundleError> {
 }
 
 /// Compact UTF-8 JSON with object keys sorted by code point at every level. Keys are sorted
-/// here rather than relying on serde_json's `Map` being a `BTreeMap`: any crate in a
+/// here rather than relying on `serde_json`'s `Map` being a `BTreeMap`: any crate in a
 /// downstream build enabling `preserve_order` would silently change what is signed.
 pub fn canonical_json(value: &Value) -> Vec<u8> {
     let mut out = Vec::new();
@@ -437,8 +443,8 @@ pub fn check_signature(manifest: &Value, key: Option<&[u8]>) -> Result<(), Bundl
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fs_err as fs;
     use serde_json::json;
-    use std::fs;
     use std::io::Write;
 
     const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -590,7 +596,7 @@ mod tests {
         // The same bytes outside the bundle: the hash would match, the link must not be read.
         fs::write(outside.path().join("function.pkl"), b"abc").unwrap();
         fs::remove_file(dir.path().join("function.pkl")).unwrap();
-        std::os::unix::fs::symlink(
+        fs_err::os::unix::fs::symlink(
             outside.path().join("function.pkl"),
             dir.path().join("function.pkl"),
         )
@@ -617,7 +623,7 @@ mod tests {
         // A linked directory on the way is refused as well, though its files are regular.
         let moved = outside.path().join("buffers");
         fs::rename(dir.path().join("buffers"), &moved).unwrap();
-        std::os::unix::fs::symlink(&moved, dir.path().join("buffers")).unwrap();
+        fs_err::os::unix::fs::symlink(&moved, dir.path().join("buffers")).unwrap();
         let only_buffers: Vec<(String, String)> = files
             .iter()
             .filter(|(p, _)| p.starts_with("buffers/"))
@@ -741,6 +747,7 @@ mod tests {
     /// `cargo test --release -p takeout-core bundle_throughput -- --ignored --nocapture`
     #[test]
     #[ignore = "writes a 1 GiB temporary file; run by hand in release mode"]
+    #[allow(clippy::print_stderr, reason = "run by hand to print its figure")]
     fn bundle_throughput_1gib() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big.bin");

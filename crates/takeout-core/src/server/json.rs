@@ -6,9 +6,9 @@
 //! Nesting is bounded while parsing, so a deep body is refused before it costs a stack.
 //!
 //! Integers outside i64/u64 (`2**64`, 100 digits, `-2**63 - 1`) stay exact, as Python's
-//! `json` keeps them: serde_json hands them over as an f64, so a body where one arrives is
+//! `json` keeps them: `serde_json` hands them over as an f64, so a body where one arrives is
 //! parsed a second time with the text of each such literal (see [`big_integer_literals`]).
-//! serde_json's `arbitrary_precision` feature would keep the text, but it is workspace-wide:
+//! `serde_json`'s `arbitrary_precision` feature would keep the text, but it is workspace-wide:
 //! it changes the numbers of every `Value` (the signed bytes of a bundle manifest among
 //! them) and hands numbers to visitors such as ours as a private map; and on the request
 //! path it allocates a string per number.
@@ -29,9 +29,9 @@ pub enum Json {
     /// An integer literal outside i64 and u64, as its decimal text.
     BigInt(String),
     Str(String),
-    Array(Vec<Json>),
+    Array(Vec<Self>),
     /// Duplicate keys are kept; whoever reads them lets the last one win, as Python's `json` does.
-    Object(Vec<(String, Json)>),
+    Object(Vec<(String, Self)>),
 }
 
 #[derive(Debug)]
@@ -43,8 +43,8 @@ pub enum ParseError {
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ParseError::Syntax(err) => write!(f, "the body is not valid JSON: {err}"),
-            ParseError::TooDeep(limit) => {
+            Self::Syntax(err) => write!(f, "the body is not valid JSON: {err}"),
+            Self::TooDeep(limit) => {
                 write!(
                     f,
                     "the body nests arrays and objects deeper than {limit} levels"
@@ -110,7 +110,7 @@ impl Numbers {
     }
 }
 
-/// Every number literal of a valid JSON text, counted in document order (serde_json visits
+/// Every number literal of a valid JSON text, counted in document order (`serde_json` visits
 /// them in that order), and the text of those that are integers of more than 18 digits.
 /// Hand-written: a few lines over bytes that already parsed, in the rare body that needs it.
 fn big_integer_literals(body: &[u8]) -> Vec<(usize, String)> {
@@ -150,20 +150,20 @@ impl Json {
     /// The same value as `serde_json::Value`, for the schema validator.
     pub fn to_value(&self) -> Value {
         match self {
-            Json::Null => Value::Null,
-            Json::Bool(b) => Value::Bool(*b),
-            Json::Int(i) => Value::from(*i),
-            Json::UInt(u) => Value::from(*u),
-            Json::Float(f) => Number::from_f64(*f).map_or(Value::Null, Value::Number),
+            Self::Null => Value::Null,
+            Self::Bool(b) => Value::Bool(*b),
+            Self::Int(i) => Value::from(*i),
+            Self::UInt(u) => Value::from(*u),
+            Self::Float(f) => Number::from_f64(*f).map_or(Value::Null, Value::Number),
             // The validator sees the nearest f64: an integer still, of about the same size.
-            Json::BigInt(text) => text
+            Self::BigInt(text) => text
                 .parse::<f64>()
                 .ok()
                 .and_then(Number::from_f64)
                 .map_or(Value::Null, Value::Number),
-            Json::Str(s) => Value::String(s.clone()),
-            Json::Array(items) => Value::Array(items.iter().map(Json::to_value).collect()),
-            Json::Object(members) => Value::Object(
+            Self::Str(s) => Value::String(s.clone()),
+            Self::Array(items) => Value::Array(items.iter().map(Self::to_value).collect()),
+            Self::Object(members) => Value::Object(
                 members
                     .iter()
                     .map(|(k, v)| (k.clone(), v.to_value()))
@@ -173,24 +173,24 @@ impl Json {
     }
 
     /// From a `serde_json::Value` (manifest defaults and examples), keys in its order.
-    pub fn from_value(value: &Value) -> Json {
+    pub fn from_value(value: &Value) -> Self {
         match value {
-            Value::Null => Json::Null,
-            Value::Bool(b) => Json::Bool(*b),
+            Value::Null => Self::Null,
+            Value::Bool(b) => Self::Bool(*b),
             Value::Number(n) => {
                 if let Some(i) = n.as_i64() {
-                    Json::Int(i)
+                    Self::Int(i)
                 } else if let Some(u) = n.as_u64() {
-                    Json::UInt(u)
+                    Self::UInt(u)
                 } else {
-                    Json::Float(n.as_f64().unwrap_or(f64::NAN))
+                    Self::Float(n.as_f64().unwrap_or(f64::NAN))
                 }
             }
-            Value::String(s) => Json::Str(s.clone()),
-            Value::Array(items) => Json::Array(items.iter().map(Json::from_value).collect()),
-            Value::Object(map) => Json::Object(
+            Value::String(s) => Self::Str(s.clone()),
+            Value::Array(items) => Self::Array(items.iter().map(Self::from_value).collect()),
+            Value::Object(map) => Self::Object(
                 map.iter()
-                    .map(|(k, v)| (k.clone(), Json::from_value(v)))
+                    .map(|(k, v)| (k.clone(), Self::from_value(v)))
                     .collect(),
             ),
         }
@@ -199,12 +199,12 @@ impl Json {
     /// What the value is, in the words of a 422 message.
     pub fn kind(&self) -> &'static str {
         match self {
-            Json::Null => "null",
-            Json::Bool(_) => "a boolean",
-            Json::Int(_) | Json::UInt(_) | Json::Float(_) | Json::BigInt(_) => "a number",
-            Json::Str(_) => "a string",
-            Json::Array(_) => "an array",
-            Json::Object(_) => "an object",
+            Self::Null => "null",
+            Self::Bool(_) => "a boolean",
+            Self::Int(_) | Self::UInt(_) | Self::Float(_) | Self::BigInt(_) => "a number",
+            Self::Str(_) => "a string",
+            Self::Array(_) => "an array",
+            Self::Object(_) => "an object",
         }
     }
 }
@@ -214,10 +214,10 @@ struct Seed<'n> {
     numbers: &'n Numbers,
 }
 
-impl<'n> Seed<'n> {
-    fn nested<E: de::Error>(&self) -> Result<Seed<'n>, E> {
+impl Seed<'_> {
+    fn nested<E: de::Error>(&self) -> Result<Self, E> {
         match self.depth_left.checked_sub(1) {
-            Some(depth_left) => Ok(Seed {
+            Some(depth_left) => Ok(Self {
                 depth_left,
                 numbers: self.numbers,
             }),
@@ -340,47 +340,12 @@ mod tests {
                 ),
                 ("b".into(), Json::BigInt(hundred.clone())),
                 ("c".into(), Json::UInt(u64::MAX)),
-                ("d".into(), Json::Float(18446744073709551616.0)),
+                ("d".into(), Json::Float(18_446_744_073_709_551_616.0)),
             ])
         );
         // What the schema validator sees is an integer of about that size.
         let value = Json::BigInt("18446744073709551616".into()).to_value();
-        assert_eq!(value.as_f64(), Some(18446744073709551616.0));
-    }
-
-    /// What parsing a body costs, with and without serde_json's `arbitrary_precision`:
-    /// `cargo test --release -p takeout-core json_parse_cost -- --ignored --nocapture`, then
-    /// the same with `--features serde_json/arbitrary_precision` (under which our parser's
-    /// figure means nothing: that feature hands it each number as a private map).
-    #[test]
-    #[ignore = "a timing, run by hand in release mode"]
-    fn json_parse_cost() {
-        let bodies: [(&str, &[u8]); 2] = [
-            ("km_predict_two", br#"{"sample": [0.5, 0.5]}"#),
-            (
-                "64 numbers",
-                br#"{"rows": [[0.1, 2, 3.5, 4, 5.25, 6, 7.125, 8], [1, 2, 3, 4, 5, 6, 7, 8],
-                [0.1, 2, 3.5, 4, 5.25, 6, 7.125, 8], [1, 2, 3, 4, 5, 6, 7, 8],
-                [0.1, 2, 3.5, 4, 5.25, 6, 7.125, 8], [1, 2, 3, 4, 5, 6, 7, 8],
-                [0.1, 2, 3.5, 4, 5.25, 6, 7.125, 8], [1, 2, 3, 4, 5, 6, 7, 8]]}"#,
-            ),
-        ];
-        let rounds = 200_000;
-        for (name, body) in bodies {
-            let start = std::time::Instant::now();
-            for _ in 0..rounds {
-                std::hint::black_box(serde_json::from_slice::<Value>(body).unwrap());
-            }
-            let value_ns = start.elapsed().as_nanos() as f64 / f64::from(rounds);
-            let start = std::time::Instant::now();
-            for _ in 0..rounds {
-                std::hint::black_box(parse(body, 64).ok());
-            }
-            let ours_ns = start.elapsed().as_nanos() as f64 / f64::from(rounds);
-            eprintln!(
-                "{name}: serde_json::Value {value_ns:.0} ns, takeout json::parse {ours_ns:.0} ns"
-            );
-        }
+        assert_eq!(value.as_f64(), Some(18_446_744_073_709_551_616.0));
     }
 
     #[test]

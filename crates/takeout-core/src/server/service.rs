@@ -18,8 +18,8 @@ use super::log::Logger;
 use super::metrics::{InFlight, Metrics, RouteLabel};
 use super::openapi;
 use super::page;
+use super::params::{ManifestError, Params};
 use super::response::{self, ApiError, Response};
-use super::signature::{ManifestError, Signature};
 
 /// Limits and switches of one server; `takeout serve` flags map onto these one to one.
 #[derive(Debug, Clone)]
@@ -38,11 +38,11 @@ pub struct Options {
 }
 
 impl Default for Options {
-    fn default() -> Options {
-        Options {
+    fn default() -> Self {
+        Self {
             token: None,
             max_body: 10 << 20,
-            timeout: Duration::from_secs(60),
+            timeout: Duration::from_mins(1),
             max_concurrency: 1024,
             max_depth: 64,
             debug: false,
@@ -65,14 +65,14 @@ pub enum Route {
 impl Route {
     pub fn label(self) -> RouteLabel {
         match self {
-            Route::Call => RouteLabel::Call,
-            Route::Predict => RouteLabel::Predict,
-            Route::Model => RouteLabel::Model,
-            Route::Healthz => RouteLabel::Healthz,
-            Route::Readyz => RouteLabel::Readyz,
-            Route::Metrics => RouteLabel::Metrics,
-            Route::OpenApi => RouteLabel::OpenApi,
-            Route::Index => RouteLabel::Index,
+            Self::Call => RouteLabel::Call,
+            Self::Predict => RouteLabel::Predict,
+            Self::Model => RouteLabel::Model,
+            Self::Healthz => RouteLabel::Healthz,
+            Self::Readyz => RouteLabel::Readyz,
+            Self::Metrics => RouteLabel::Metrics,
+            Self::OpenApi => RouteLabel::OpenApi,
+            Self::Index => RouteLabel::Index,
         }
     }
 }
@@ -145,7 +145,7 @@ pub enum CallError {
 pub type Outcome = Result<Vec<Vec<u8>>, CallError>;
 
 pub struct Service {
-    sig: Signature,
+    sig: Params,
     opts: Options,
     binder: Binder,
     metrics: Metrics,
@@ -160,8 +160,8 @@ pub struct Service {
 }
 
 impl Service {
-    pub fn new(manifest_json: &str, opts: Options, log: Logger) -> Result<Service, ManifestError> {
-        let sig = Signature::from_manifest(manifest_json)?;
+    pub fn new(manifest_json: &str, opts: Options, log: Logger) -> Result<Self, ManifestError> {
+        let sig = Params::from_manifest(manifest_json)?;
         let binder = Binder::new(&sig)?;
         let predict_path = format!("/v1/models/{}:predict", sig.name);
         let model_path = format!("/v1/models/{}", sig.name);
@@ -170,7 +170,7 @@ impl Service {
         let openapi = serde_json::to_vec(&doc).expect("a JSON value serialises");
         let page = page::render(&sig, &predict_path, token.is_some());
         let expected_auth = token.map(|t| format!("Bearer {t}").into_bytes());
-        Ok(Service {
+        Ok(Self {
             metrics: Metrics::new(&predict_path, &model_path),
             sig,
             binder,
@@ -190,7 +190,7 @@ impl Service {
         &self.sig.name
     }
 
-    pub fn signature(&self) -> &Signature {
+    pub fn params(&self) -> &Params {
         &self.sig
     }
 
