@@ -20,9 +20,9 @@ status is 1. The figures (inputs tried, findings) are printed as a table.
 
 Why this and not cargo-fuzz or atheris: cargo-fuzz needs a nightly toolchain and libFuzzer,
 which this project cannot install; atheris' coverage guidance reaches Python code only, not
-the Rust parsers. Structure-aware random mutation of real inputs, through the same PyO3
-boundary users call, found every bug we know of in these parsers (the pep508_rs panics on
-`a_ >=1`, `foo[b-]`; the manifest's RecursionError and raw ValueError) within seconds.
+the Rust parsers. So: structure-aware random mutation of real inputs, through the same PyO3
+boundary users call, seeded with the inputs that once broke these parsers (the pep508_rs
+panics on `a_ >=1`, `foo[b-]`; deep nesting and NUL bytes in manifests).
 """
 
 from __future__ import annotations
