@@ -473,3 +473,10 @@ def test_big_json_integers_reach_an_int_parameter_exactly(tmp_path: Path) -> Non
             assert r.status_code in (400, 422), r.text
     finally:
         server.stop()
+
+
+def test_a_bundle_reached_through_a_link_loads(bundle: takeout.Bundle, tmp_path: Path) -> None:
+    """A link to the bundle directory is the user's own choice (`current -> v3.takeout`)."""
+    current = tmp_path / "current"
+    current.symlink_to(bundle.path)
+    assert takeout.load(current, signing_key=KEY)() == EXPECTED

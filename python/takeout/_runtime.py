@@ -168,7 +168,8 @@ _OPEN_FLAGS = (
     # and the type check below refuses it.
     | getattr(os, "O_NONBLOCK", 0)
 )
-_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+_ROOT_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+_DIR_FLAGS = _ROOT_FLAGS | getattr(os, "O_NOFOLLOW", 0)
 _KINDS = (
     (stat.S_ISDIR, "a directory"),
     (stat.S_ISFIFO, "a FIFO"),
@@ -199,11 +200,13 @@ def open_member(root: Path, rel: str) -> int:
         )
     if os.open not in os.supports_dir_fd:  # pragma: no cover - Windows: no openat
         return _open_checked(str(root / rel), rel, None)
-    parent = os.open(root, _DIR_FLAGS | getattr(os, "O_CLOEXEC", 0))
+    # The bundle directory itself may be reached through a link (`current -> v3.takeout`):
+    # the user named it; what must not be followed is a link inside it.
+    parent = os.open(root, _ROOT_FLAGS)
     try:
         for depth, part in enumerate(parts[:-1]):
             try:
-                child = os.open(part, _DIR_FLAGS | getattr(os, "O_CLOEXEC", 0), dir_fd=parent)
+                child = os.open(part, _DIR_FLAGS, dir_fd=parent)
             except OSError as err:
                 raise _member_error("/".join(parts[: depth + 1]), part, parent, err) from None
             os.close(parent)
