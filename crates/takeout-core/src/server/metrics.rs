@@ -320,10 +320,12 @@ impl Metrics {
                 .collect()
         };
         let mut out = String::with_capacity(4096 * labelled.len());
-        out.push_str(
-            "# HELP takeout_requests_total HTTP requests answered, by route and status.\n",
+        family(
+            &mut out,
+            "takeout_requests_total",
+            "counter",
+            "HTTP requests answered, by route and status.",
         );
-        out.push_str("# TYPE takeout_requests_total counter\n");
         for (worker, block) in &labelled {
             for route in RouteLabel::all() {
                 let path = escape(&self.route_paths[route.index()]);
@@ -344,8 +346,11 @@ impl Metrics {
                 }
             }
         }
-        out.push_str(
-            "# HELP takeout_request_duration_seconds Time from the request head to the response.\n",
+        family(
+            &mut out,
+            "takeout_request_duration_seconds",
+            "histogram",
+            "Time from the request head to the response.",
         );
         out.push_str("# TYPE takeout_request_duration_seconds histogram\n");
         for (worker, block) in &labelled {
@@ -385,8 +390,12 @@ impl Metrics {
                 None => String::new(),
             }
         };
-        out.push_str("# HELP takeout_requests_in_flight Requests being handled now.\n");
-        out.push_str("# TYPE takeout_requests_in_flight gauge\n");
+        family(
+            &mut out,
+            "takeout_requests_in_flight",
+            "gauge",
+            "Requests being handled now.",
+        );
         for (worker, block) in &labelled {
             let _ = writeln!(
                 out,
@@ -395,8 +404,12 @@ impl Metrics {
                 block.in_flight.load(Relaxed)
             );
         }
-        out.push_str("# HELP takeout_function_calls_total Calls of the function.\n");
-        out.push_str("# TYPE takeout_function_calls_total counter\n");
+        family(
+            &mut out,
+            "takeout_function_calls_total",
+            "counter",
+            "Calls of the function.",
+        );
         for (worker, block) in &labelled {
             let _ = writeln!(
                 out,
@@ -405,10 +418,12 @@ impl Metrics {
                 block.calls.load(Relaxed)
             );
         }
-        out.push_str(
-            "# HELP takeout_function_errors_total Calls that raised, by exception type.\n",
+        family(
+            &mut out,
+            "takeout_function_errors_total",
+            "counter",
+            "Calls that raised, by exception type.",
         );
-        out.push_str("# TYPE takeout_function_errors_total counter\n");
         for (worker, block) in &labelled {
             let mut errors: Vec<(String, u64)> = block
                 .errors
@@ -427,6 +442,11 @@ impl Metrics {
         }
         out
     }
+}
+
+/// The `# HELP` and `# TYPE` lines that open a metric family in the text format.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 fn escape(label: &str) -> String {

@@ -332,13 +332,7 @@ fn output(schema: &Value) -> Value {
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| match (k.as_str(), v) {
-                    ("$ref", Value::String(r)) => (
-                        k.clone(),
-                        Value::String(match r.strip_prefix("#/$defs/") {
-                            Some(name) => format!("#/components/schemas/{name}-Output"),
-                            None => r.clone(),
-                        }),
-                    ),
+                    ("$ref", Value::String(r)) => (k.clone(), component_ref(r, "-Output")),
                     ("type", Value::String(t)) if nullable(t, map.get("format")) => {
                         (k.clone(), json!([t, "null"]))
                     }
@@ -389,18 +383,21 @@ fn refs(schema: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// A `$ref` into the schema's `$defs`, pointed at the component of that name plus `suffix`
+/// (`OpenAPI` keeps the definitions under `components`); any other `$ref` as it is.
+fn component_ref(reference: &str, suffix: &str) -> Value {
+    Value::String(match reference.strip_prefix("#/$defs/") {
+        Some(name) => format!("#/components/schemas/{name}{suffix}"),
+        None => reference.to_owned(),
+    })
+}
+
 fn rewrite(schema: &Value) -> Value {
     match schema {
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| match (k.as_str(), v) {
-                    ("$ref", Value::String(r)) => (
-                        k.clone(),
-                        Value::String(match r.strip_prefix("#/$defs/") {
-                            Some(name) => format!("#/components/schemas/{name}"),
-                            None => r.clone(),
-                        }),
-                    ),
+                    ("$ref", Value::String(r)) => (k.clone(), component_ref(r, "")),
                     _ => (k.clone(), rewrite(v)),
                 })
                 .collect(),
