@@ -43,7 +43,8 @@ def serve(
     `timeout`, `max_concurrency`, `threads`, `io_threads`, `grace`, `body_timeout`,
     `log_format`, `access_log`, `debug`, `signing_key`, `blas_threads`), or pass a whole
     `config=`. `port` defaults to `$PORT`, else 8000. `token` (default `$TAKEOUT_TOKEN`)
-    requires `Authorization: Bearer`. Routes and errors are those of ARCHITECTURE.md's HTTP contract.
+    requires `Authorization: Bearer`. Routes and errors are those of ARCHITECTURE.md's HTTP
+    contract.
     """
     if port is not None:
         options["port"] = port
