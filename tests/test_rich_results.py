@@ -140,6 +140,12 @@ def test_takeout_call_prints_the_json_form(bundles: dict[str, Path], cell: dict[
     assert data == media(_runtime.to_json(cell["plot"](3)))[1]
 
 
+def test_verify_replays_the_figure_in_a_clean_venv(bundles: dict[str, Path]) -> None:
+    # The recorded PNG is compared with the one the clean venv's matplotlib draws.
+    result = takeout.verify(bundles["plot"])
+    assert result.ok, result
+
+
 # ── pack refuses or warns ───────────────────────────────────────────────────────────────────
 
 
@@ -192,6 +198,7 @@ def test_serve_answers_png_to_a_browser_and_json_otherwise(served: dict[str, Ser
         else:
             answer = httpx.post(url, json={"n": 4}, headers=headers, timeout=30)
         assert answer.headers["content-type"] == "application/json", accept
+        assert answer.headers["vary"] == "accept"
         kind, data = media(answer.json()["result"])
         # The same picture either way.
         assert (kind, data) == ("image/png", image.content), accept

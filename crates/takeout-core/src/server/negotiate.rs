@@ -119,11 +119,15 @@ struct Rich {
     data: String,
 }
 
+/// Whether a result may be a rich value (whose answer then depends on `Accept`). The encoder
+/// writes keys in order and without spaces, so most results are ruled out without parsing.
+pub(crate) fn maybe_rich(result: &[u8]) -> bool {
+    result.starts_with(br#"{"media_type":""#)
+}
+
 /// The media type and bytes of a result that is a rich value; None for any other result.
 pub(crate) fn rich(result: &[u8]) -> Option<(String, Vec<u8>)> {
-    // The encoder writes keys in order and without spaces: most results are ruled out here,
-    // before any parsing.
-    if !result.starts_with(br#"{"media_type":""#) {
+    if !maybe_rich(result) {
         return None;
     }
     let rich: Rich = serde_json::from_slice(result).ok()?;

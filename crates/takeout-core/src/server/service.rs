@@ -514,17 +514,25 @@ impl Service {
             }
             (route, Ok(mut results)) if results.len() == 1 => {
                 let result = results.pop().unwrap_or_default();
+                let mut vary = false;
                 if let Route::Call(accept) = route {
                     if let Some(response) = media_response(accept, &result) {
                         self.record(label, response.status, ticket.started);
                         return response;
                     }
+                    vary = negotiate::maybe_rich(&result);
                 }
                 let mut body = Vec::with_capacity(result.len() + 11);
                 body.extend_from_slice(b"{\"result\":");
                 body.extend_from_slice(&result);
                 body.push(b'}');
-                Response::json(200, body)
+                let response = Response::json(200, body);
+                if vary {
+                    // Another `Accept` would have had the media type itself.
+                    response.with_header("vary", "accept")
+                } else {
+                    response
+                }
             }
             (route, Ok(results)) => self.call_error(
                 route,

@@ -237,6 +237,7 @@ fn rich_results_answer_their_media_type_when_accept_prefers_it() {
     for accept in [None, Some(&b"*/*"[..]), Some(b"application/json")] {
         let r = call_accepting(&svc, accept, png);
         assert_eq!(r.content_type, response::JSON, "{accept:?}");
+        assert!(r.headers.contains(&("vary", "accept".into())));
         let body: Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(body["result"]["media_type"], "image/png");
     }
