@@ -352,7 +352,6 @@ impl Metrics {
             "histogram",
             "Time from the request head to the response.",
         );
-        out.push_str("# TYPE takeout_request_duration_seconds histogram\n");
         for (worker, block) in &labelled {
             for route in RouteLabel::all() {
                 let h = &block.latency[route.index()];
@@ -444,7 +443,6 @@ impl Metrics {
     }
 }
 
-/// The `# HELP` and `# TYPE` lines that open a metric family in the text format.
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
