@@ -574,12 +574,18 @@ def _verify_large(root: Path, files: dict[str, str]) -> None:
 def _cache_dir() -> Optional[Path]:
     if os.environ.get("TAKEOUT_NO_CACHE"):
         return None
+    return cache_root() / "verified"
+
+
+def cache_root() -> Path:
+    """takeout's cache directory: `$TAKEOUT_CACHE_DIR`, else `$XDG_CACHE_HOME/takeout`, else
+    `~/.cache/takeout` (verified buffer digests, the wheels an export fetched)."""
     base = os.environ.get("TAKEOUT_CACHE_DIR")
     if base:
-        return Path(base) / "verified"
+        return Path(base)
     xdg = os.environ.get("XDG_CACHE_HOME")
     home = Path(xdg) if xdg else Path.home() / ".cache"
-    return home / "takeout" / "verified"
+    return home / "takeout"
 
 
 def call(path: PathLike, arguments: Any, *, signing_key: Union[str, bytes, None] = None) -> Any:
