@@ -6,6 +6,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 export VIRTUAL_ENV := $(abspath $(VENV))
+# podman/buildah read this instead of /etc (runtime runc, ulimits a VM's root may set)
+export CONTAINERS_CONF := $(abspath containers/containers.conf)
 
 .PHONY: help
 help: ## list the targets
@@ -38,6 +40,10 @@ format: $(VENV)/.created ## apply rustfmt and ruff
 	cargo fmt --all
 	$(BIN)/ruff check --fix python tests bench examples
 	$(BIN)/ruff format python tests bench examples
+
+.PHONY: base-image
+base-image: ## the Debian base image of the container tests (mmdebstrap; kept in podman)
+	$(PYTHON) containers/base_image.py
 
 .PHONY: test-rust
 test-rust: ## cargo tests of the pure-Rust core
