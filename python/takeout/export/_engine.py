@@ -112,8 +112,8 @@ def find(name: Optional[str] = None) -> Engine:
 def _reason(lines: list[str]) -> str:
     for line in lines:
         text = line.strip()
-        if "takeout:" in text:  # the Containerfile's own one-sentence checks
-            return text[text.index("takeout:") + len("takeout:") :].strip()
+        if text.startswith("takeout:"):  # the Containerfile's own checks (not its echo)
+            return text[len("takeout:") :].strip()
     meaningful = [line.strip() for line in lines if line.strip()]
     for line in reversed(meaningful):
         if line.lower().startswith(("error", "erro")):
