@@ -34,6 +34,7 @@ lint: install ## rustfmt, clippy, ruff, stubtest
 	$(BIN)/ruff check python tests bench examples
 	$(BIN)/ruff format --check python tests bench examples
 	$(PY) -m mypy.stubtest takeout._core --ignore-missing-stub
+	$(BIN)/mypy python/takeout
 
 .PHONY: format
 format: $(VENV)/.created ## apply rustfmt and ruff

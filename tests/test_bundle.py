@@ -15,7 +15,13 @@ import pytest
 
 import takeout
 from takeout import _runtime
-from takeout.errors import BundleError, BundleIntegrityError, TakeoutError, UsageError
+from takeout.errors import (
+    BundleError,
+    BundleIntegrityError,
+    ExampleError,
+    TakeoutError,
+    UsageError,
+)
 
 from .conftest import run_cells
 
@@ -126,7 +132,7 @@ def test_overwrite_never_deletes_a_directory_that_is_not_a_bundle(tmp_path: Path
 
 def test_an_error_leaves_no_half_written_bundle(tmp_path: Path) -> None:
     ns = run_cells("def inverse(x):\n    return 1 / x")
-    with pytest.raises(BundleError, match=r"example 2 raised ZeroDivisionError"):
+    with pytest.raises(ExampleError, match=r"example 2 raised ZeroDivisionError"):
         takeout.pack(ns["inverse"], tmp_path / "inv.takeout", examples=[(1,), (0,)])
     assert list(tmp_path.iterdir()) == []
 

@@ -17,7 +17,8 @@ import pytest
 
 import takeout
 from takeout import _pickling
-from takeout.analysis import analyse, normalize
+from takeout._names import normalize
+from takeout.analysis import analyse
 
 from .conftest import run_cells
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import takeout
-from takeout.analysis import normalize
+from takeout._names import normalize
 
 from .conftest import run_cells
 

@@ -116,6 +116,8 @@ def containerfile(manifest: dict[str, Any], base: str, options: ContainerOptions
         "HOME=/tmp",
         "TAKEOUT_CACHE_DIR=/tmp/takeout",
         f"PORT={PORT}",
+        # until `takeout serve` reads $PORT itself, its own variable says the same
+        f"TAKEOUT_PORT={PORT}",
     ]
     if options.blas_threads is not None:
         env.append(f"TAKEOUT_BLAS_THREADS={options.blas_threads}")
