@@ -371,3 +371,24 @@ def test_yaml_writer_round_trips_through_a_real_parser() -> None:
         "k.with/slash": ["x", {"y": "z: w"}],
     }
     assert yaml.safe_load(_yaml.dump(doc)) == doc
+
+
+def test_with_ray_adds_ray_serve_resolved_around_the_lock(km: Path, tmp_path: Path) -> None:
+    out = cli("export", str(km), "--to", "container", "-o", str(tmp_path / "r"),
+              "--with-ray", "ray[serve]==2.60.0")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    requirements = (tmp_path / "r" / "wheels" / "requirements.txt").read_text()
+    pinned = {line.split()[0].lower() for line in requirements.splitlines()[1:]}
+    manifest = json.loads((km / "manifest.json").read_text())
+    assert {p.lower() for p in manifest["lock"]} <= pinned  # the bundle's pins, unchanged
+    assert "ray==2.60.0" in pinned
+    assert any(p.startswith(("fastapi==", "starlette==")) for p in pinned)  # serve's extra
+    for line in requirements.splitlines()[1:]:
+        pin, digest = line.split(" --hash=sha256:")
+        matches = [w for w in (tmp_path / "r" / "wheels").glob("*.whl")
+                   if hashlib.sha256(w.read_bytes()).hexdigest() == digest]  # fmt: skip
+        assert matches, pin
+    out = cli("export", str(km), "--to", "container", "-o", str(tmp_path / "x"),
+              "--with-ray", "numpy")  # fmt: skip
+    assert out.returncode == 2
+    assert "--with-ray `numpy` does not name ray" in one_sentence(out)

@@ -245,8 +245,9 @@ def default_tag(manifest: dict[str, Any], context: Path) -> str:
     digest = hashlib.sha256()
     for rel in ("Containerfile", "wheels/requirements.txt", "bundle/manifest.json"):
         digest.update((context / rel).read_bytes())
-    name = str(manifest["name"]).lower().replace("_", "-")
-    return f"localhost/takeout-{name}:{digest.hexdigest()[:12]}"
+    from .kubernetes import dns_name
+
+    return f"localhost/takeout-{dns_name(manifest)}:{digest.hexdigest()[:12]}"
 
 
 def _ray(

@@ -128,7 +128,7 @@ def lock_wheels(
                 f"`{bundle}/pylock.toml` has no files for `{pin}` (the index was not reachable "
                 "when it was packed); pack the bundle again with the index reachable"
             )
-        best = _best(wheels, accepted)
+        best = best_wheel(wheels, accepted)
         if best is not None:
             chosen.append(
                 Wheel(name, version, best["filename"], best["sha256"], url=best.get("url"))
@@ -147,7 +147,8 @@ def lock_wheels(
     return chosen
 
 
-def _best(wheels: list[dict[str, Any]], accepted: dict[Any, int]) -> Optional[dict[str, Any]]:
+def best_wheel(wheels: list[dict[str, Any]], accepted: dict[Any, int]) -> Optional[dict[str, Any]]:
+    """The pylock.toml wheel entry the target ranks best (`accepted`: tag -> rank), if any."""
     from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
     best: Optional[dict[str, Any]] = None

@@ -32,7 +32,7 @@ def inference_service(
     namespace: Optional[str],
     signed: bool,
 ) -> dict[str, Any]:
-    name = str(manifest["name"]).lower().replace("_", "-").replace(".", "-")
+    name = kubernetes.dns_name(manifest)
     serverless = mode == "serverless"
     server = kubernetes.server_container(
         name,

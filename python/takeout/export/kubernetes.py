@@ -67,6 +67,11 @@ def _round_up(value: float, step: int) -> int:
     return int(math.ceil(value / step) * step)
 
 
+def dns_name(manifest: dict[str, Any]) -> str:
+    """The bundle's name as Kubernetes object names and image names allow (DNS-1123)."""
+    return str(manifest["name"]).lower().replace("_", "-").replace(".", "-")
+
+
 def labels(name: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": MANAGED_BY}
 
@@ -189,7 +194,7 @@ def documents(
     service_monitor: bool,
     signed: bool,
 ) -> dict[str, dict[str, Any]]:
-    name = str(manifest["name"]).lower().replace("_", "-").replace(".", "-")
+    name = dns_name(manifest)
     selector = {"app.kubernetes.io/name": name}
     pod = {
         "containers": [server_container(name, image, size, signed=signed)],
