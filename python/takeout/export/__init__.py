@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from ..errors import UsageError
 from . import _writer
@@ -100,42 +100,30 @@ def export(
         )
     from . import _verify
 
-    measured = _verify.measured(root / "manifest.json")
+    common: dict[str, Any] = {
+        "image": image,
+        "replicas": replicas,
+        "max_replicas": max_replicas,
+        "namespace": namespace,
+        "measured": _verify.measured(root / "manifest.json"),
+    }
+    write: Callable[..., dict[str, Any]]
     if to == "kubernetes":
-        from . import kubernetes
+        from .kubernetes import write
 
-        with _writer.writing(target, force) as output:
-            marker = kubernetes.write(
-                root,
-                manifest,
-                output.path,
-                image=image,
-                replicas=replicas,
-                max_replicas=max_replicas,
-                namespace=namespace,
-                service_monitor=service_monitor,
-                measured=measured,
+        common["service_monitor"] = service_monitor
+    else:
+        from . import kserve
+
+        if mode not in kserve.MODES:
+            raise UsageError(
+                f"KServe mode `{mode}` is unknown; use --mode raw or --mode serverless"
             )
-            output.marker.update(marker)
-        return ExportResult(to, target.resolve(), marker, image=image)
-    from . import kserve
-
-    if mode not in kserve.MODES:
-        raise UsageError(f"KServe mode `{mode}` is unknown; use --mode raw or --mode serverless")
+        write = kserve.write
+        common["mode"] = mode
     with _writer.writing(target, force) as output:
-        marker = kserve.write(
-            root,
-            manifest,
-            output.path,
-            image=image,
-            mode=mode,
-            replicas=replicas,
-            max_replicas=max_replicas,
-            namespace=namespace,
-            measured=measured,
-        )
-        output.marker.update(marker)
-    return ExportResult(to, target.resolve(), marker, image=image)
+        output.marker.update(write(root, manifest, output.path, **common))
+    return ExportResult(to, target.resolve(), output.marker, image=image)
 
 
 def _read(bundle: Any, signing_key: Optional[str]) -> tuple[Path, dict[str, Any]]:

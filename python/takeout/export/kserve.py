@@ -102,10 +102,6 @@ def write(
         "bundle": manifest["name"],
         "image": image,
         "mode": MODES[mode],
-        "sizing": {
-            "cpu": f"{size.cpu_millis}m",
-            "memory": f"{size.memory_mib}Mi",
-            "from": size.source,
-        },
+        "sizing": size.to_marker(),
         "files": ["inferenceservice.yaml"],
     }

@@ -44,6 +44,9 @@ class Sizing:
     def memory_limit_mib(self) -> int:
         return self.memory_mib * 2
 
+    def to_marker(self) -> dict[str, str]:
+        return {"cpu": f"{self.cpu_millis}m", "memory": f"{self.memory_mib}Mi", "from": self.source}
+
 
 def sizing(bundle: Path, manifest: dict[str, Any], measured: Optional[dict[str, Any]]) -> Sizing:
     if measured:
@@ -305,10 +308,6 @@ def write(
         "target": "kubernetes",
         "bundle": manifest["name"],
         "image": image,
-        "sizing": {
-            "cpu": f"{size.cpu_millis}m",
-            "memory": f"{size.memory_mib}Mi",
-            "from": size.source,
-        },
+        "sizing": size.to_marker(),
         "files": sorted(docs),
     }
