@@ -42,9 +42,13 @@ def km(seed: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
     return takeout.pack(seed["km_predict_one"], out, examples=[([0.5, 0.5],)]).path
 
 
-def tree(root: Path) -> dict[str, tuple[str, int]]:
+def tree(root: Path) -> dict[str, tuple[str, int, float]]:
     return {
-        str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mode)
+        str(p.relative_to(root)): (
+            hashlib.sha256(p.read_bytes()).hexdigest(),
+            p.stat().st_mode,
+            p.stat().st_mtime,
+        )
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }

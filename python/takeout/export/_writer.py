@@ -72,11 +72,24 @@ def writing(target: Path, force: bool) -> Iterator[Output]:
         yield output
         text = json.dumps({"format": FORMAT, **output.marker}, indent=2, sort_keys=True)
         write_text(tmp / MARKER, text + "\n")
+        _fix_times(tmp)
         check_target(target, force)  # something may have appeared there meanwhile
         _replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+#: Every file and directory of an export gets this modification time (1980-01-01, the
+#: earliest a zip can hold): a build engine's layer cache keys a COPY on the files' metadata
+#: too, so a fresh export of the same bundle must not look newer than the last one.
+FIXED_MTIME = 315532800
+
+
+def _fix_times(root: Path) -> None:
+    for path in sorted(root.rglob("*"), reverse=True):  # children first, then their folder
+        os.utime(path, (FIXED_MTIME, FIXED_MTIME), follow_symlinks=False)
+    os.utime(root, (FIXED_MTIME, FIXED_MTIME))
 
 
 def write_text(path: Path, text: str, mode: int = 0o644) -> None:
