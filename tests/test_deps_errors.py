@@ -10,7 +10,7 @@ import pytest
 import takeout
 from takeout.errors import ExampleError, TakeoutError, UnpicklableError, UsageError
 
-from .conftest import run_cells
+from .support import run_cells
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from .conftest import EXAMPLES
+from .support import EXAMPLES
 
 pytestmark = pytest.mark.slow
 

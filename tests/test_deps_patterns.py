@@ -11,7 +11,7 @@ import pytest
 import takeout
 from takeout._names import normalize
 
-from .conftest import run_cells
+from .support import run_cells
 
 
 def needed(report: takeout.Report) -> set[str]:

@@ -12,7 +12,7 @@ import takeout
 from takeout._names import bundle_name, normalize
 from takeout.errors import UsageError
 
-from .conftest import run_cells
+from .support import run_cells
 
 
 @pytest.mark.parametrize(

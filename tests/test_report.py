@@ -20,14 +20,14 @@ from .test_notebook_slice import write_notebook
 def test_modules_are_grouped_by_a_typed_provider() -> None:
     numpy = Provider("index", "numpy", "2.1.3", dist_id=7)
     mine = Provider("editable", "my-project", "0.1", dist_id=9)
-    helpers = Provider("local", "helpers")
+    utils = Provider("local", "utils")
     grouped = group_modules(
         [
-            ("helpers", ("cell 1",), helpers),
+            ("utils", ("cell 1",), utils),
             ("numpy", ("import numpy", "np.mean"), numpy),
             ("my_project.io", ("import my_project.io",), mine),
             ("numpy.linalg", ("np.mean", "np.linalg.norm"), numpy),
-            ("helpers.text", ("cell 2",), helpers),
+            ("utils.text", ("cell 2",), utils),
         ]
     )
     assert grouped[numpy] == DistributionInfo(
@@ -40,30 +40,30 @@ def test_modules_are_grouped_by_a_typed_provider() -> None:
     )
     assert grouped[mine].requirement is None
     assert grouped[mine].reasons[-1] == "editable install: its code travels by value"
-    assert grouped[helpers].modules == ("helpers", "helpers.text")
-    assert grouped[helpers].reasons == ("cell 1", "cell 2", "local code: travels by value")
+    assert grouped[utils].modules == ("utils", "utils.text")
+    assert grouped[utils].reasons == ("cell 1", "cell 2", "local code: travels by value")
     # Requirements first, then code by value, each by PEP 503 name (`Foo_Bar` is `foo-bar`).
     order = in_report_order(
         [
-            grouped[helpers],
+            grouped[utils],
             DistributionInfo("foo-baz", "1", "index", (), ()),
             grouped[numpy],
             DistributionInfo("Foo_Bar", "1", "index", (), ()),
         ]
     )
-    assert [d.name for d in order] == ["Foo_Bar", "foo-baz", "numpy", "helpers"]
+    assert [d.name for d in order] == ["Foo_Bar", "foo-baz", "numpy", "utils"]
 
 
 def test_from_dict_reads_what_to_dict_wrote(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "helpers_for_report.py").write_text("def scale(x):\n    return 2 * x\n")
+    (tmp_path / "utils_for_report.py").write_text("def scale(x):\n    return 2 * x\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    import helpers_for_report
     import numpy as np
+    import utils_for_report
 
     def predict(x: float) -> float:
-        return float(np.mean([helpers_for_report.scale(x)]))
+        return float(np.mean([utils_for_report.scale(x)]))
 
     report = takeout.deps(predict, require=["pyyaml"])
     assert {d.kind for d in report.distributions} == {"index", "local"}
@@ -78,15 +78,15 @@ def test_live_and_static_reports_group_alike(
 ) -> None:
     """The same imports give the same distributions, kinds, pins and by-value reasons from a
     live function and from the notebook read without running it."""
-    (tmp_path / "helpers_for_static.py").write_text("def scale(x):\n    return 2 * x\n")
+    (tmp_path / "utils_for_static.py").write_text("def scale(x):\n    return 2 * x\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     source = textwrap.dedent(
         """\
         import numpy as np
-        import helpers_for_static
+        import utils_for_static
 
         def f(x):
-            return float(np.sum([helpers_for_static.scale(x)]))
+            return float(np.sum([utils_for_static.scale(x)]))
         """
     )
     nb = write_notebook(tmp_path / "n.ipynb", source)
