@@ -91,3 +91,4 @@ bench: install ## benchmarks; ratio tables on stdout
 	$(PY) bench/bundle.py
 	$(PY) bench/notebook.py
 	$(PY) bench/serve.py
+	$(PY) bench/export.py
