@@ -43,7 +43,7 @@ def serve(
     `timeout`, `max_concurrency`, `threads`, `io_threads`, `grace`, `body_timeout`,
     `log_format`, `access_log`, `debug`, `signing_key`), or pass a whole `config=`. `token`
     (default `$TAKEOUT_TOKEN`) requires `Authorization: Bearer`. Routes and errors are those of
-    DESIGN.md's HTTP contract.
+    ARCHITECTURE.md's HTTP contract.
     """
     config = ServeConfig.resolve(config, host=host, port=port, workers=workers, **options)
     if callable(path):
