@@ -59,7 +59,7 @@ def main() -> None:
 
     podman = _engine.find("podman")
     subprocess.run([sys.executable, str(ROOT / "containers" / "base_image.py")], check=True)
-    from tests.conftest import EXAMPLES, notebook_cells, run_cells
+    from tests.support import EXAMPLES, notebook_cells, run_cells
 
     work = Path(tempfile.mkdtemp(prefix="takeout-bench-export-"))
     images: list[str] = []

@@ -22,7 +22,7 @@ import pytest
 import takeout
 from takeout.export import _engine, _verify
 
-from .conftest import ROOT, run_cells
+from .support import ROOT, run_cells
 
 pytestmark = pytest.mark.slow
 
