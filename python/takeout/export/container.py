@@ -115,9 +115,7 @@ def containerfile(manifest: dict[str, Any], base: str, options: ContainerOptions
         "PYTHONUNBUFFERED=1",
         "HOME=/tmp",
         "TAKEOUT_CACHE_DIR=/tmp/takeout",
-        f"PORT={PORT}",
-        # until `takeout serve` reads $PORT itself, its own variable says the same
-        f"TAKEOUT_PORT={PORT}",
+        f"PORT={PORT}",  # `takeout serve` listens on $PORT; platforms may set another
     ]
     if options.blas_threads is not None:
         env.append(f"TAKEOUT_BLAS_THREADS={options.blas_threads}")
