@@ -582,6 +582,17 @@ def load_with_manifest(
     return (_runtime.converter(fn) or fn), manifest
 
 
+def cache_root() -> Path:
+    """takeout's cache directory: `$TAKEOUT_CACHE_DIR`, else `$XDG_CACHE_HOME/takeout`, else
+    `~/.cache/takeout` (the wheels an export fetched)."""
+    base = os.environ.get("TAKEOUT_CACHE_DIR")
+    if base:
+        return Path(base)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    home = Path(xdg) if xdg else Path.home() / ".cache"
+    return home / "takeout"
+
+
 def call(path: PathLike, arguments: Any, *, signing_key: Union[str, bytes, None] = None) -> Any:
     """Load the bundle and call it once with JSON arguments; the JSON result."""
     fn, _ = load_with_manifest(path, signing_key=signing_key)
