@@ -18,8 +18,8 @@ $(VENV)/.created:
 	touch $@
 
 .PHONY: install
-install: $(VENV)/.created ## build the extension (release) into .venv with the test extras
-	$(BIN)/maturin develop --release --uv --extras test -q
+install: $(VENV)/.created ## build the extension (release) into .venv with the test and ray extras
+	$(BIN)/maturin develop --release --uv --extras test,ray -q
 
 .PHONY: demo
 demo: install ## the main job on the shipped example
