@@ -336,13 +336,14 @@ def deploy(
     autoscaling: Optional[dict[str, Any]] = None,
     ray_actor_options: Optional[dict[str, Any]] = None,
     signing_key: Union[str, bytes, None] = None,
-    timeout: float = 600.0,
+    wait: float = 600.0,
     progress: Optional[Callable[[str], None]] = None,
     **serve_options: Any,
 ) -> dict[str, Any]:
-    """Deploy the bundle to the cluster at `address`, wait until every replica is healthy
-    and return `{"name", "url", "route_prefix", "replicas"}`; `progress` gets a line each
-    time the replica count changes. A replica that fails to start is a `DeployError` with
+    """Deploy the bundle to the cluster at `address`, wait (at most `wait` seconds) until
+    every replica is healthy and return `{"name", "url", "route_prefix", "replicas"}`;
+    `progress` gets a line each time the replica count changes; `serve_options` are those of
+    `takeout.asgi.app`. A replica that fails to start is a `DeployError` with
     the replica's own error; a new application that never started is removed again."""
     connect(address)
     from ray import serve
@@ -368,7 +369,7 @@ def deploy(
     existed = name in _applications()
     serve._run(application, _blocking=False, name=name, route_prefix=prefix)
     try:
-        replicas = _wait_running(name, timeout, progress, num_replicas)
+        replicas = _wait_running(name, wait, progress, num_replicas)
     except DeployError:
         if not existed:
             serve.delete(name)
