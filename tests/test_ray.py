@@ -207,9 +207,7 @@ def test_deploy_km_predict_one_with_two_replicas(
         for sample in ([0.5, 0.5], [0.1, 0.9], [0.95, 0.05]):
             got = post(info["url"] + "/call", {"sample": sample})
             assert got.status_code == 200 and got.json() == {"result": int(fn(sample))}
-        got = post(
-            info["url"] + "/v1/models/km_predict_one:predict", {"instances": [[0.5, 0.5]]}
-        )
+        got = post(info["url"] + "/v1/models/km_predict_one:predict", {"instances": [[0.5, 0.5]]})
         assert got.json() == {"predictions": [int(fn([0.5, 0.5]))]}
         assert len(running_replicas("km_predict_one")) == 2
     finally:
@@ -226,6 +224,7 @@ def test_deploy_km_predict_one_with_two_replicas(
 
 DEEP = "[" * 10_000 + "]" * 10_000
 JSON = {"content-type": "application/json"}
+SECOND_BAD = '{"instances": [{"x": 1}, {"x": []}]}'
 BIG = json.dumps({"x": 1, "pad": "a" * (70 << 10)})
 
 # (id, method, path, body, headers): each request goes to both targets, with the token
@@ -254,8 +253,7 @@ CASES = [
     ("422-type", "POST", "/call", '{"x": "one"}', JSON),
     ("422-missing-and-extra", "POST", "/call", '{"mode": "ok", "y": 1}', JSON),
     ("422-positional", "POST", "/call", '[1, "ok", 3]', JSON),
-    ("422-kserve", "POST", "/v1/models/probe:predict", '{"instances": [{"x": 1}, {"x": []}]}',
-     JSON),  # fmt: skip
+    ("422-kserve", "POST", "/v1/models/probe:predict", SECOND_BAD, JSON),
     ("500-raised", "POST", "/call", '{"x": 3, "mode": "raise"}', JSON),
     ("500-unserializable", "POST", "/call", '{"x": 3, "mode": "object"}', JSON),
     ("504", "POST", "/call", '{"x": 2.5, "mode": "sleep"}', JSON),
@@ -311,7 +309,7 @@ def test_same_503_past_max_concurrency(targets: dict[str, str]) -> None:
     for base in targets.values():
         results: list[httpx.Response] = []
 
-        def slow(base: str = base) -> None:
+        def slow(base: str = base, results: list[httpx.Response] = results) -> None:
             results.append(post(base + "/call", {"x": 0.6, "mode": "sleep"}, headers=AUTH))
 
         threads = [threading.Thread(target=slow) for _ in range(10)]
@@ -328,9 +326,7 @@ def test_same_503_past_max_concurrency(targets: dict[str, str]) -> None:
 # ── replicas: placed on another node, replaced, rescaled, drained ──────────────────────────
 
 
-def test_a_second_node_serves_its_own_verified_copy(
-    cluster: Cluster, tmp_path: Path
-) -> None:
+def test_a_second_node_serves_its_own_verified_copy(cluster: Cluster, tmp_path: Path) -> None:
     from ray import serve
 
     cluster.add_node("node2")
@@ -404,8 +400,11 @@ def test_kill_scale_and_undeploy(cluster: Cluster, ray_bundles: dict[str, Path])
         victim = running_replicas("scaled")[0]
         ray.kill(ray.get_actor(victim["actor_name"], namespace="serve"), no_restart=True)
         wait_for(
-            lambda: len(running_replicas("scaled")) == 2
-            and victim["replica_id"] not in {x["replica_id"] for x in running_replicas("scaled")},
+            lambda: (
+                len(running_replicas("scaled")) == 2
+                and victim["replica_id"]
+                not in {x["replica_id"] for x in running_replicas("scaled")}
+            ),
             120,
             "a replacement replica",
         )
@@ -499,4 +498,3 @@ def test_bad_usage(cluster: Cluster, ray_bundles: dict[str, Path]) -> None:
         r = cluster.takeout("deploy", bundle, "--ray", cluster.address, *args)
         assert r.returncode == 2, r.stderr
         assert sentence in r.stderr and "Traceback" not in r.stderr
-

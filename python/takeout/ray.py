@@ -129,7 +129,6 @@ def app(
     of `takeout.asgi.app` (`token`, `timeout`, `max_body`, `max_concurrency`, `threads`, ...).
     Joins the running cluster (`$RAY_ADDRESS` or this machine's) when not connected yet.
     """
-    from . import _runtime
     from .bundle import bundle_dir, read_manifest
 
     ray = _ray()

@@ -1,7 +1,8 @@
 """The `takeout` console script.
 
 Each group of subcommands lives in the module that owns the feature (`_bundle`: verify, call,
-export; `_serve`: serve; `_deploy`: deploy, undeploy on Ray; `_notebook`: deps, pack, slice) and registers itself on the parser;
+export; `_serve`: serve; `_deploy`: deploy, undeploy on Ray; `_notebook`: deps, pack, slice)
+and registers itself on the parser;
 this module only builds the parser and turns errors into one sentence and an exit status:
 0 success, 1 a failed check, 2 bad usage. Modules here import nothing heavy at top level so
 that `takeout call` starts fast.

@@ -55,7 +55,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="a call running longer gets a 504 (default: 60)",
     )
     deploy.add_argument(
-        "--signing-key", default=None, help="key for a signed bundle (default: $TAKEOUT_SIGNING_KEY)"
+        "--signing-key",
+        default=None,
+        help="key for a signed bundle (default: $TAKEOUT_SIGNING_KEY)",
     )
     deploy.add_argument(
         "--wait",
