@@ -7,6 +7,7 @@ Skips without Ray; fails when `CI` is set (CI installs the `ray` extra with `mak
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -79,6 +80,8 @@ class Cluster:
             "RAY_AUTH_MODE": "token",
             "RAY_AUTH_TOKEN": secrets.token_hex(32),
             "TAKEOUT_RAY_DIR": str(self.temp / "copies"),
+            # What `--ray auto` finds (this cluster's temp dir is not Ray's default one).
+            "RAY_ADDRESS": f"127.0.0.1:{self.gcs_port}",
             "RAY_USAGE_STATS_ENABLED": "0",
         }
         self.ray = str(Path(sys.executable).parent / "ray")
@@ -145,7 +148,7 @@ class Cluster:
 def cluster() -> Iterator[Cluster]:
     c = Cluster()
     try:
-        for var in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "TAKEOUT_RAY_DIR"):
+        for var in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "TAKEOUT_RAY_DIR", "RAY_ADDRESS"):
             os.environ[var] = c.env[var]
         takeout.ray.connect(c.address)  # this process drives the in-process tests
         yield c
@@ -498,3 +501,116 @@ def test_bad_usage(cluster: Cluster, ray_bundles: dict[str, Path]) -> None:
         r = cluster.takeout("deploy", bundle, "--ray", cluster.address, *args)
         assert r.returncode == 2, r.stderr
         assert sentence in r.stderr and "Traceback" not in r.stderr
+
+
+# ── export: serve deploy of the config; the KubeRay manifest validated offline ─────────────
+
+
+def exported(bundle: Path, root: Path, **kw: Any) -> Path:
+    out = root / "export"
+    out.mkdir()
+    takeout.ray.write_export(bundle, out, image=kw.get("image"), runtime_env=kw.get("env"))
+    return out
+
+
+def test_serve_deploy_of_the_exported_config(
+    cluster: Cluster, ray_bundles: dict[str, Path], tmp_path: Path, seed: dict[str, Any]
+) -> None:
+    out = exported(ray_bundles["km_predict_one"], tmp_path)
+    assert sorted(p.name for p in out.iterdir()) == ["rayservice.yaml", "serve_config.yaml"]
+    serve_cli = str(Path(sys.executable).parent / "serve")
+    dashboard = f"http://127.0.0.1:{cluster.dashboard_port}"
+    cluster.check([serve_cli, "deploy", str(out / "serve_config.yaml"), "--address", dashboard])
+    try:
+        takeout.ray._wait_running("km_predict_one", 300, None, None)
+        url = f"http://127.0.0.1:{cluster.http_port}/km_predict_one/call"
+        want = int(seed["km_predict_one"]([0.5, 0.5]))
+        assert post(url, {"sample": [0.5, 0.5]}).json() == {"result": want}
+    finally:
+        takeout.ray.undeploy("km_predict_one", cluster.address)
+
+
+@pytest.mark.parametrize("env", [None, "pip"])
+def test_the_kuberay_manifest_validates(
+    ray_bundles: dict[str, Path], tmp_path: Path, env: Optional[str]
+) -> None:
+    import kubernetes_validate
+    import yaml
+    from ray.serve.schema import ServeDeploySchema
+
+    out = exported(ray_bundles["km_predict_one"], tmp_path, image="registry.example/km:1", env=env)
+    local = yaml.safe_load((out / "serve_config.yaml").read_text())
+    ServeDeploySchema.model_validate(local)
+    (app,) = local["applications"]
+    assert app["import_path"] == "takeout.ray:build"
+    assert Path(app["args"]["bundle"]) == ray_bundles["km_predict_one"].resolve()
+
+    service = yaml.safe_load((out / "rayservice.yaml").read_text())
+    assert (service["apiVersion"], service["kind"]) == ("ray.io/v1", "RayService")
+    assert service["metadata"]["name"] == "km-predict-one"
+    cluster_spec = service["spec"]["rayClusterConfig"]
+    assert cluster_spec["rayVersion"] == importlib.metadata.version("ray")
+    config = yaml.safe_load(service["spec"]["serveConfigV2"])
+    ServeDeploySchema.model_validate(config)
+    (app,) = config["applications"]
+    if env == "pip":
+        packages = app["runtime_env"]["pip"]["packages"]
+        lock = json.loads((ray_bundles["km_predict_one"] / "manifest.json").read_text())["lock"]
+        assert set(lock) <= set(packages) and any(p.startswith("takeout==") for p in packages)
+    else:
+        assert "runtime_env" not in app  # nothing installed at deploy time
+    groups = [cluster_spec["headGroupSpec"], *cluster_spec["workerGroupSpecs"]]
+    for i, group in enumerate(groups):
+        assert group["template"]["spec"]["containers"][0]["image"] == "registry.example/km:1"
+        pod = {
+            "apiVersion": "v1",
+            "kind": "PodTemplate",
+            "metadata": {"name": f"group-{i}"},
+            "template": group["template"],
+        }
+        for version in ("1.29.0", "1.37.0"):
+            kubernetes_validate.validate(pod, version, strict=True)
+    # A broken template is caught: the check can fail.
+    bad = {**pod, "template": {"spec": {"containers": [{"image": 3}]}}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(bad, "1.37.0", strict=True)
+
+
+def test_export_refuses_an_unknown_runtime_env(ray_bundles: dict[str, Path], tmp_path: Path):
+    with pytest.raises(takeout.errors.UsageError, match="--runtime-env `conda` is unknown"):
+        exported(ray_bundles["probe"], tmp_path, env="conda")
+
+
+# ── the magic ───────────────────────────────────────────────────────────────────────────────
+
+
+def test_magic_deploys_a_notebook_function(cluster: Cluster, tmp_path: Path) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    from .test_magics import DEFINE, Session
+
+    nb = nbformat.v4.new_notebook()
+    client = NotebookClient(
+        nb,
+        kernel_name="python3",
+        timeout=300,
+        allow_errors=True,
+        resources={"metadata": {"path": str(tmp_path)}},
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
+    )
+    with client.setup_kernel():
+        s = Session(client, nb)
+        assert s.run("%load_ext takeout") == []
+        assert s.run(DEFINE) == []
+        outputs = s.run("%takeout deploy score --ray auto --num-cpus=0.25")
+        text = "".join(o.get("text", "") for o in outputs)
+        assert "1/1 replicas running" in text, outputs
+        url = f"http://127.0.0.1:{cluster.http_port}/score"
+        assert f"deployed `score` at {url} (1 replicas)" in text, outputs
+        assert post(url + "/call", [[1.0, 1.0]]).json() == {"result": 3.0}
+        (error,) = s.run("%takeout deploy nothing --ray auto")
+        assert error["text"] == (
+            "UsageError: `nothing` is not defined in this notebook; run its cell first\n"
+        )
+    takeout.ray.undeploy("score", cluster.address)
