@@ -3,7 +3,7 @@
     %takeout deps FUNC [--json] [--require SPEC]... [--exclude DIST]...
     %takeout pack FUNC [-o DIR] [--name N] [--require SPEC]... [--exclude DIST]...
                        [--example JSON]... [--force]
-    %takeout serve BUNDLE [--port P] [--host H]
+    %takeout serve BUNDLE [--port P] [--host H] [every other `takeout serve` flag]
     %takeout stop
     %takeout deploy FUNC --ray ADDRESS [--replicas N | --autoscale MIN:MAX] [--name N]
                          [--route /PREFIX] [--example JSON]...
@@ -27,6 +27,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
 
 from .errors import TakeoutError
+from .serving.config import ServeConfig
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,8 +72,7 @@ def _parser() -> _Parser:
 
     serve = sub.add_parser("serve", help="serve a bundle in the background")
     serve.add_argument("bundle", metavar="BUNDLE")
-    serve.add_argument("--port", type=int, default=8000, help="0 picks a free port")
-    serve.add_argument("--host", default="127.0.0.1")
+    ServeConfig.add_arguments(serve)
 
     sub.add_parser("stop", help="stop the servers started here")
 
@@ -167,7 +167,8 @@ class TakeoutMagics(Magics):
     def _serve(self, args: argparse.Namespace) -> None:
         import takeout
 
-        handle = takeout.serve(args.bundle, host=args.host, port=args.port, background=True)
+        config = ServeConfig.from_args(args)
+        handle = takeout.serve(args.bundle, config=config, background=True)
         assert handle is not None  # background=True always returns one
         self.servers.append(handle)
         print(f"serving `{handle.name}` at {handle.url} (stop it with %takeout stop)")

@@ -58,7 +58,7 @@ pub(crate) enum EncodeError {
 
 impl From<PyErr> for EncodeError {
     fn from(err: PyErr) -> Self {
-        EncodeError::Raised(err)
+        Self::Raised(err)
     }
 }
 
@@ -117,10 +117,7 @@ pub(crate) fn warm_up(py: Python<'_>) -> PyResult<()> {
 
 /// `module.QualName` of an object's type (`builtins` left out).
 pub(crate) fn type_name(ty: &Bound<'_, PyType>) -> String {
-    let qualname = ty
-        .qualname()
-        .map(|q| q.to_string())
-        .unwrap_or_else(|_| "?".into());
+    let qualname = ty.qualname().map_or_else(|_| "?".into(), |q| q.to_string());
     match ty.module().map(|m| m.to_string()) {
         Ok(m) if m != "builtins" => format!("{m}.{qualname}"),
         _ => qualname,
@@ -471,15 +468,12 @@ fn is_identifier(s: &str) -> bool {
 }
 
 fn write_int(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-    match obj.extract::<i64>() {
-        Ok(i) => {
-            let _ = write!(out, "{i}");
-        }
+    if let Ok(i) = obj.extract::<i64>() {
+        let _ = write!(out, "{i}");
+    } else {
         // Past 64 bits: Python's own digits are exact, and a JSON number has no size limit.
-        Err(_) => {
-            let int = obj.py().get_type::<PyInt>().call1((obj,))?;
-            out.extend_from_slice(int.str()?.to_string_lossy().as_bytes());
-        }
+        let int = obj.py().get_type::<PyInt>().call1((obj,))?;
+        out.extend_from_slice(int.str()?.to_string_lossy().as_bytes());
     }
     Ok(())
 }

@@ -28,8 +28,8 @@ impl RouteLabel {
         self as usize
     }
 
-    fn all() -> [RouteLabel; ROUTES] {
-        use RouteLabel::*;
+    fn all() -> [Self; ROUTES] {
+        use RouteLabel::{Call, Healthz, Index, Metrics, Model, OpenApi, Other, Predict, Readyz};
         [
             Call, Predict, Model, Healthz, Readyz, Metrics, OpenApi, Index, Other,
         ]
@@ -79,7 +79,7 @@ impl Drop for InFlight {
 }
 
 impl Metrics {
-    pub(crate) fn new(predict_path: &str, model_path: &str) -> Metrics {
+    pub(crate) fn new(predict_path: &str, model_path: &str) -> Self {
         let route_paths = RouteLabel::all().map(|r| {
             match r {
                 RouteLabel::Call => "/call",
@@ -94,7 +94,7 @@ impl Metrics {
             }
             .to_owned()
         });
-        Metrics {
+        Self {
             requests: Default::default(),
             latency: Default::default(),
             in_flight: Arc::new(AtomicI64::new(0)),
@@ -130,7 +130,7 @@ impl Metrics {
         let mut errors = self
             .function_errors
             .lock()
-            .unwrap_or_else(|e| e.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Exception names come from user code; a cap keeps a misbehaving function from
         // growing the label set without end.
         if errors.len() < 100 || errors.contains_key(kind) {
@@ -224,7 +224,7 @@ impl Metrics {
         let errors = self
             .function_errors
             .lock()
-            .unwrap_or_else(|e| e.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for (kind, n) in errors.iter() {
             let _ = writeln!(
                 out,

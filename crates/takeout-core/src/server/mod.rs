@@ -1,5 +1,5 @@
 //! The HTTP serving layer. [`Service`] is the transport-free request core (routes, errors,
-//! binding, validation, metrics, OpenAPI, the index page); [`http`] serves it with hyper; the
+//! binding, validation, metrics, `OpenAPI`, the index page); [`http`] serves it with hyper; the
 //! ASGI adapter drives the same `Service` from Python. The function itself is behind
 //! [`Invoke`], so everything here is tested without an interpreter.
 

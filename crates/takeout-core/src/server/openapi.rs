@@ -1,5 +1,5 @@
-//! OpenAPI 3.1 from the manifest. The function's `$defs` move to `components/schemas` and every
-//! `#/$defs/X` reference is rewritten to point there, as FastAPI does, so tools that resolve
+//! `OpenAPI` 3.1 from the manifest. The function's `$defs` move to `components/schemas` and every
+//! `#/$defs/X` reference is rewritten to point there, as `FastAPI` does, so tools that resolve
 //! references against the document root (Swagger UI, schemathesis) find them.
 
 use serde_json::{json, Map, Value};
@@ -330,7 +330,7 @@ pub(crate) fn first_example(sig: &Signature) -> Value {
     Value::Object(obj)
 }
 
-/// A response schema: `$ref`s to output variants, numbers (and dates, which pandas' NaT
+/// A response schema: `$ref`s to output variants, numbers (and dates, which pandas' `NaT`
 /// turns into null) nullable.
 fn output(schema: &Value) -> Value {
     match schema {

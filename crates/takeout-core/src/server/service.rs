@@ -38,11 +38,11 @@ pub struct Options {
 }
 
 impl Default for Options {
-    fn default() -> Options {
-        Options {
+    fn default() -> Self {
+        Self {
             token: None,
             max_body: 10 << 20,
-            timeout: Duration::from_secs(60),
+            timeout: Duration::from_mins(1),
             max_concurrency: 1024,
             max_depth: 64,
             debug: false,
@@ -65,14 +65,14 @@ pub enum Route {
 impl Route {
     pub fn label(self) -> RouteLabel {
         match self {
-            Route::Call => RouteLabel::Call,
-            Route::Predict => RouteLabel::Predict,
-            Route::Model => RouteLabel::Model,
-            Route::Healthz => RouteLabel::Healthz,
-            Route::Readyz => RouteLabel::Readyz,
-            Route::Metrics => RouteLabel::Metrics,
-            Route::OpenApi => RouteLabel::OpenApi,
-            Route::Index => RouteLabel::Index,
+            Self::Call => RouteLabel::Call,
+            Self::Predict => RouteLabel::Predict,
+            Self::Model => RouteLabel::Model,
+            Self::Healthz => RouteLabel::Healthz,
+            Self::Readyz => RouteLabel::Readyz,
+            Self::Metrics => RouteLabel::Metrics,
+            Self::OpenApi => RouteLabel::OpenApi,
+            Self::Index => RouteLabel::Index,
         }
     }
 }
@@ -160,7 +160,7 @@ pub struct Service {
 }
 
 impl Service {
-    pub fn new(manifest_json: &str, opts: Options, log: Logger) -> Result<Service, ManifestError> {
+    pub fn new(manifest_json: &str, opts: Options, log: Logger) -> Result<Self, ManifestError> {
         let sig = Signature::from_manifest(manifest_json)?;
         let binder = Binder::new(&sig)?;
         let predict_path = format!("/v1/models/{}:predict", sig.name);
@@ -170,7 +170,7 @@ impl Service {
         let openapi = serde_json::to_vec(&doc).expect("a JSON value serialises");
         let page = page::render(&sig, &predict_path, token.is_some());
         let expected_auth = token.map(|t| format!("Bearer {t}").into_bytes());
-        Ok(Service {
+        Ok(Self {
             metrics: Metrics::new(&predict_path, &model_path),
             sig,
             binder,

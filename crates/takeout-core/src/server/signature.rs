@@ -28,14 +28,11 @@ pub enum ParamKind {
 
 impl ParamKind {
     pub fn positional(self) -> bool {
-        matches!(
-            self,
-            ParamKind::PositionalOnly | ParamKind::PositionalOrKeyword
-        )
+        matches!(self, Self::PositionalOnly | Self::PositionalOrKeyword)
     }
 
     pub fn named(self) -> bool {
-        !matches!(self, ParamKind::VarPositional | ParamKind::VarKeyword)
+        !matches!(self, Self::VarPositional | Self::VarKeyword)
     }
 }
 
@@ -109,7 +106,7 @@ fn any_schema() -> Value {
 }
 
 impl Signature {
-    pub fn from_manifest(text: &str) -> Result<Signature, ManifestError> {
+    pub fn from_manifest(text: &str) -> Result<Self, ManifestError> {
         let raw: RawManifest = serde_json::from_str(text)?;
         if raw.name.is_empty() {
             return Err(ManifestError::NoName);
@@ -142,7 +139,7 @@ impl Signature {
         } else {
             f.signature
         };
-        Ok(Signature {
+        Ok(Self {
             name: raw.name,
             qualname,
             text,
@@ -155,7 +152,7 @@ impl Signature {
         })
     }
 
-    /// The parameter the single-argument KServe form binds an instance to, if there is one.
+    /// The parameter the single-argument `KServe` form binds an instance to, if there is one.
     pub fn sole_param(&self) -> Option<&Param> {
         match self.params.as_slice() {
             [only] if only.kind.positional() => Some(only),

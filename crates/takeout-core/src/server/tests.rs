@@ -13,7 +13,7 @@ use super::http::{self, Config};
 use super::json::Json;
 use super::*;
 
-const ADD: &str = r##"{
+const ADD: &str = r#"{
   "name": "add",
   "function": {
     "qualname": "add", "signature": "(x: float, y: float = 1.0) -> float", "doc": "Add two numbers.",
@@ -27,7 +27,7 @@ const ADD: &str = r##"{
     "returns": {"type": "number"}
   },
   "examples": [{"args": [1.0, 2.0], "kwargs": {}, "output": 3.0}]
-}"##;
+}"#;
 
 const SHAPES: &str = r##"{
   "name": "shapes",
@@ -48,11 +48,11 @@ const SHAPES: &str = r##"{
   }
 }"##;
 
-const ONE: &str = r##"{"name": "km_predict_two", "function": {"qualname": "km_predict_two",
+const ONE: &str = r#"{"name": "km_predict_two", "function": {"qualname": "km_predict_two",
   "signature": "(sample)", "parameters": [
     {"name": "sample", "kind": "POSITIONAL_OR_KEYWORD", "required": true, "schema": {}}],
   "schema": {"type": "object", "properties": {"sample": {}}, "required": ["sample"], "additionalProperties": false},
-  "returns": {}}, "examples": []}"##;
+  "returns": {}}, "examples": []}"#;
 
 fn service(manifest: &str, opts: Options) -> Arc<Service> {
     let log = Logger {
@@ -62,7 +62,7 @@ fn service(manifest: &str, opts: Options) -> Arc<Service> {
     Arc::new(Service::new(manifest, opts, log).unwrap())
 }
 
-fn post<'a>(path: &'a str) -> Head<'a> {
+fn post(path: &str) -> Head<'_> {
     Head {
         method: "POST",
         path,
@@ -96,12 +96,11 @@ fn bound(svc: &Service, body: &str) -> Result<Args, Value> {
         out = calls.pop();
         Ok(vec![b"null".to_vec()])
     });
-    match out {
-        Some(args) => Ok(args),
-        None => {
-            assert_eq!(status, 422, "{value}");
-            Err(value["error"]["details"].clone())
-        }
+    if let Some(args) = out {
+        Ok(args)
+    } else {
+        assert_eq!(status, 422, "{value}");
+        Err(value["error"]["details"].clone())
     }
 }
 

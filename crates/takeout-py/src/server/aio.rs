@@ -54,7 +54,12 @@ struct Gather {
 
 impl Gather {
     fn complete(&self, index: usize, result: Result<Vec<u8>, CallError>) {
-        let reply = || self.reply.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let reply = || {
+            self.reply
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take()
+        };
         match result {
             Err(err) => {
                 if let Some(reply) = reply() {
@@ -62,11 +67,16 @@ impl Gather {
                 }
             }
             Ok(bytes) => {
-                self.slots.lock().unwrap_or_else(|e| e.into_inner())[index] = Some(bytes);
+                self.slots
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)[index] = Some(bytes);
                 if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
                     if let Some(reply) = reply() {
                         let slots = std::mem::take(
-                            &mut *self.slots.lock().unwrap_or_else(|e| e.into_inner()),
+                            &mut *self
+                                .slots
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner),
                         );
                         reply.send(Ok(slots.into_iter().flatten().collect()));
                     }

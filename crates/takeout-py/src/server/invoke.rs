@@ -33,8 +33,8 @@ pub(crate) struct PyInvoker {
 }
 
 impl PyInvoker {
-    pub(crate) fn new(function: Py<PyAny>, threads: usize, debug: bool) -> PyInvoker {
-        PyInvoker {
+    pub(crate) fn new(function: Py<PyAny>, threads: usize, debug: bool) -> Self {
+        Self {
             shared: Arc::new(Shared {
                 function,
                 debug,
@@ -215,7 +215,10 @@ pub(crate) struct SlotReply {
 
 impl Reply for SlotReply {
     fn send(self: Box<Self>, outcome: Outcome) {
-        *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
+        *self
+            .slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(outcome);
         Python::attach(|py| {
             let notify = self.notify;
             // Fails only when the loop has closed, and then nobody waits for this request.

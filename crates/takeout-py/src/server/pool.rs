@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 
-/// No progress for this long with calls waiting: wake one more thread. CPython's switch
+/// No progress for this long with calls waiting: wake one more thread. `CPython`'s switch
 /// interval: a thread that holds the GIL but is merely descheduled by the OS rarely stays
 /// still that long, and a second thread contending for the GIL would cost the first one a
 /// switch interval per hand-off.
@@ -40,8 +40,8 @@ pub(super) struct Pool<T> {
 }
 
 impl<T: Send + 'static> Pool<T> {
-    pub(super) fn new(threads: usize) -> Pool<T> {
-        Pool {
+    pub(super) fn new(threads: usize) -> Self {
+        Self {
             queue: Arc::new(Queue {
                 state: Mutex::new(QueueState {
                     tasks: VecDeque::new(),
@@ -137,7 +137,9 @@ struct Queue<T> {
 
 impl<T> Queue<T> {
     fn lock(&self) -> MutexGuard<'_, QueueState<T>> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn touch(&self) {
@@ -208,7 +210,10 @@ impl<T> Queue<T> {
         st.idle += 1;
         loop {
             while st.signals == 0 && !st.closed {
-                st = self.work.wait(st).unwrap_or_else(|e| e.into_inner());
+                st = self
+                    .work
+                    .wait(st)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
             }
             // Woken by the watchdog, but the running thread has moved on since: it was only
             // descheduled, and taking the GIL from it would slow both down.
@@ -241,14 +246,17 @@ impl<T> Queue<T> {
                 if busy.elapsed() > QUIET {
                     st.watchdog_parked = true;
                     while st.watchdog_parked && !st.closed {
-                        st = self.watch.wait(st).unwrap_or_else(|e| e.into_inner());
+                        st = self
+                            .watch
+                            .wait(st)
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
                     }
                     busy = Instant::now();
                 } else {
                     st = self
                         .watch
                         .wait_timeout(st, STALL)
-                        .unwrap_or_else(|e| e.into_inner())
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .0;
                 }
                 continue;
@@ -264,12 +272,12 @@ impl<T> Queue<T> {
                 last_wake = Instant::now();
                 STALL
             } else {
-                STALL - stalled
+                STALL.checked_sub(stalled).unwrap()
             };
             st = self
                 .watch
                 .wait_timeout(st, wait)
-                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .0;
         }
     }
