@@ -56,6 +56,7 @@ class Cluster:
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={self.dashboard_port}",
             f"--temp-dir={self.temp}",
+            f"--ray-client-server-port={free_port()}",
             *self.agent_ports(),
         )
         serve_cli = str(Path(sys.executable).parent / "serve")
@@ -69,7 +70,6 @@ class Cluster:
             f"--dashboard-agent-grpc-port={free_port()}",
             f"--metrics-export-port={free_port()}",
             f"--runtime-env-agent-port={free_port()}",
-            f"--ray-client-server-port={free_port()}",
         ]
 
     def run(self, *args: str) -> str:

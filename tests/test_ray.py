@@ -53,10 +53,12 @@ weights = np.arange(1 << 19, dtype=np.float64)   # 4 MiB: an out-of-band buffer 
 def where(i: int) -> dict:
     '''The node this runs on and the files its buffers are mapped from.'''
     import ray
+    from threadpoolctl import threadpool_info
     with open("/proc/self/maps") as maps:
         mapped = sorted({line.split()[-1] for line in maps if "/buffers/" in line})
     return {"node": ray.get_runtime_context().get_node_id(), "mapped": mapped,
-            "value": float(weights[i])}
+            "value": float(weights[i]),
+            "blas_threads": sorted({p["num_threads"] for p in threadpool_info()})}
 """
 
 
@@ -268,6 +270,7 @@ def test_a_second_node_serves_its_own_verified_copy(cluster: Cluster, tmp_path: 
         url = f"http://127.0.0.1:{cluster.http_port}/where/call"
         body = post(url, [3]).json()["result"]
         assert body["node"] == node2 and body["value"] == 3.0
+        assert body["blas_threads"] == [1]  # the BLAS pools of a replica of num_cpus=0.5
         copy = Path(cluster.env["TAKEOUT_RAY_DIR"]) / node2[:16]
         (mapped,) = body["mapped"]
         assert mapped.startswith(str(copy)), mapped

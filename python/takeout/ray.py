@@ -134,6 +134,12 @@ def app(
     ray = _ray()
     from ray import serve
 
+    from .serving.config import ServeConfig
+
+    # Checked here, where a bad option is one sentence rather than a replica that fails; the
+    # token is resolved here too (`$TAKEOUT_TOKEN` of this process), replicas have no such env.
+    config = ServeConfig.create(**serve_options)
+    serve_options = {**{k: getattr(config, k) for k in serve_options}, "token": config.token}
     root = bundle_dir(bundle)
     # Checked here as well as on every node: a broken bundle fails the deploy, not a replica.
     manifest = read_manifest(root, signing_key=signing_key)
@@ -274,9 +280,15 @@ def _limit_threads(num_cpus: float) -> None:
     """BLAS/OpenMP pools sized to the replica's CPUs, not the node's: Ray sets
     `OMP_NUM_THREADS` for its workers (which OpenBLAS also reads when it loads); the other
     libraries read their own variables when the bundle first imports them."""
-    count = str(max(1, int(num_cpus)))
+    count = max(1, int(num_cpus))
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = count
+        os.environ[var] = str(count)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    # Pools already loaded (numpy's OpenBLAS, imported by Ray itself) no longer read the env.
+    threadpool_limits(limits=count)
 
 
 def _node_dir() -> Path:
