@@ -90,8 +90,13 @@ def load(generator: Any, url: str, duration: float) -> dict[int, dict[str, Any]]
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    import cloudpickle
     from tests._ray_cluster import Cluster
+
+    # Before anything imports Ray: importing it changes this process's environment, which
+    # `ray start` would inherit.
+    log("starting a local Ray cluster")
+    cluster = Cluster()
+    import cloudpickle
     from tests.conftest import EXAMPLES, notebook_cells, run_cells
 
     import takeout
@@ -105,11 +110,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "km_predict_one": seed["km_predict_one"],
         "blas_heavy": run_cells(BLAS)["blas_heavy"],
     }
-    log("starting a local Ray cluster")
-    cluster = Cluster()
     result: dict[str, Any] = {"duration_s": args.duration, "functions": {}}
     try:
-        takeout.ray.connect(cluster.address)
+        cluster.join()
         proxy = f"http://127.0.0.1:{cluster.http_port}"
         for name, fn in functions.items():
             bundle = takeout.pack(fn, work / f"{name}.takeout", examples=[([0.5, 0.5],)]).path

@@ -27,7 +27,8 @@ class Cluster:
         self.http_port = free_port()
         self.address = f"127.0.0.1:{self.gcs_port}"
         self.env = {
-            **os.environ,
+            # `import ray` sets RAY_CLIENT_MODE in its process: not for the cluster's.
+            **{k: v for k, v in os.environ.items() if k != "RAY_CLIENT_MODE"},
             # Token authentication, as Ray 2.60 turns on, with a token of this cluster's own.
             "RAY_AUTH_MODE": "token",
             "RAY_AUTH_TOKEN": secrets.token_hex(32),
@@ -62,6 +63,14 @@ class Cluster:
         serve_cli = str(Path(sys.executable).parent / "serve")
         self.check([serve_cli, "start", f"--address={self.address}",
                     "--http-host=127.0.0.1", f"--http-port={self.http_port}"])  # fmt: skip
+
+    def join(self) -> None:
+        """Make this process a client of the cluster, with its token."""
+        import takeout.ray
+
+        for var in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "TAKEOUT_RAY_DIR", "RAY_ADDRESS"):
+            os.environ[var] = self.env[var]
+        takeout.ray.connect(self.address)
 
     def agent_ports(self) -> list[str]:
         # Every node of this machine needs ports of its own for its agents.

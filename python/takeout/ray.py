@@ -86,6 +86,13 @@ def connect(address: Optional[str] = "auto") -> None:
             configure_logging=False,
         )
     except ConnectionError:
+        if address and address != "auto" and "://" not in address:
+            # Something answers at that port: most often a cluster whose token we lack.
+            raise DeployError(
+                f"the Ray cluster at `{address}` did not let this process join; with token "
+                "authentication on, set `RAY_AUTH_MODE=token` and the cluster's token "
+                "(`RAY_AUTH_TOKEN`, or the file `ray get-auth-token` reads)"
+            ) from None
         raise DeployError(_no_cluster(address or "auto")) from None
     except RuntimeError as err:
         text = str(err)
