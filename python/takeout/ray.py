@@ -170,7 +170,8 @@ def app(
     if max_ongoing_requests is not None:
         deployment_options["max_ongoing_requests"] = max_ongoing_requests
     key = signing_key.decode() if isinstance(signing_key, bytes) else signing_key
-    ingress = serve.deployment(serve.ingress()(Ingress)).options(**deployment_options)
+    ingress: Any = serve.deployment(serve.ingress()(Ingress))
+    ingress = ingress.options(**deployment_options)
     return ingress.bind(store, digest, dict(serve_options), key, float(options["num_cpus"]))
 
 
@@ -318,7 +319,7 @@ def _materialize(store_name: str, digest: str) -> Path:
     if (root / _runtime.MANIFEST).is_file():
         return root
     store = ray.get_actor(store_name, namespace=NAMESPACE)
-    files = ray.get(store.files.remote())
+    files: Any = ray.get(store.files.remote())
     base.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".incoming-", dir=base))
     try:
@@ -431,7 +432,8 @@ def _wait_running(
         running = 0
         if status is not None:
             for deployment in status.deployments.values():
-                running += int(deployment.replica_states.get("RUNNING", 0))
+                states: dict[Any, int] = dict(deployment.replica_states)
+                running += int(states.get("RUNNING", 0))
             if status.status == "DEPLOY_FAILED":
                 raise DeployError(_failure(name, status))
             target = want if want is not None else running
@@ -481,7 +483,8 @@ def _url(prefix: str) -> str:
     from ray.serve.context import _get_global_client
 
     # Serve's public API does not say where its proxy listens; the controller's details do.
-    http = _get_global_client().get_serve_details().get("http_options") or {}
+    client: Any = _get_global_client()
+    http = client.get_serve_details().get("http_options") or {}
     host = http.get("host") or "127.0.0.1"
     if host in ("0.0.0.0", "::"):
         host = "127.0.0.1"
