@@ -46,6 +46,8 @@ ROOT = HERE.parent
 TOOLS = ROOT / ".bench-tools"
 sys.path.insert(0, str(ROOT))
 
+from _util import log, wall  # noqa: E402  (after the path is set)
+
 SAMPLE = [0.5, 0.5]
 BODY = json.dumps({"sample": SAMPLE})
 CONCURRENCY = (1, 8, 64)
@@ -117,10 +119,6 @@ async def app(scope, protocol):
 """
 
 UNPICKLE = "import pickle, sys\nwith open(sys.argv[1], 'rb') as fh: pickle.load(fh)"
-
-
-def log(message: str) -> None:
-    print(f"· {message}", file=sys.stderr, flush=True)
 
 
 # ── the load generator ──────────────────────────────────────────────────────────────────────
@@ -382,16 +380,6 @@ def bare_call(bundle: Path, repeat: int = 20000) -> float:
     return statistics.median(times)
 
 
-def wall(cmd: list[str], repeat: int) -> float:
-    subprocess.run(cmd, check=True, capture_output=True)
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def cold_start(bundle: Path, work: Path, repeat: int) -> dict[str, float]:
     """Process start to the first 200 of `POST /call`, against the function's own imports."""
     imports = wall([sys.executable, "-c", UNPICKLE, str(bundle / "function.pkl")], repeat)
@@ -411,7 +399,7 @@ def cold_start(bundle: Path, work: Path, repeat: int) -> dict[str, float]:
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    from tests.conftest import EXAMPLES, notebook_cells, run_cells
+    from tests.support import EXAMPLES, notebook_cells, run_cells
 
     import takeout
 

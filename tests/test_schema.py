@@ -15,7 +15,7 @@ import pytest
 import takeout
 from takeout import _runtime, schema
 
-from .conftest import run_cells
+from .support import run_cells
 
 CELL = """
 import dataclasses, datetime, enum, typing
@@ -232,3 +232,63 @@ def test_pack_and_load_a_typed_function(ns: dict[str, Any], tmp_path: Path) -> N
     fn = takeout.load(bundle.path)
     assert fn([1, 2, 3], {"rows": 3, "scale": 2.0}) == 12.0
     assert fn(np.array([1.0, 1.0]), typed["Query"](rows=1)) == 1.0
+
+
+def test_recursive_dataclasses_convert_and_describe(tmp_path: Path) -> None:
+    ns = run_cells(
+        """
+        from __future__ import annotations
+        import dataclasses
+        @dataclasses.dataclass
+        class Node:
+            value: int
+            children: list[Node] = dataclasses.field(default_factory=list)
+        def total(tree: Node) -> int:
+            return tree.value + sum(total(c) for c in tree.children)
+        """
+    )
+    tree = {"value": 1, "children": [{"value": 2, "children": [{"value": 3}]}]}
+    bundle = takeout.pack(ns["total"], tmp_path / "t.takeout", examples=[(tree,)])
+    assert bundle.manifest["examples"][0]["output"] == 6
+    defs = bundle.manifest["function"]["schema"]["$defs"]
+    assert defs["Node"]["properties"]["children"]["items"] == {"$ref": "#/$defs/Node"}
+    assert takeout.load(bundle.path)(tree) == 6
+
+
+def test_literal_and_enum_values_become_json() -> None:
+    ns = run_cells(
+        """
+        import enum, datetime
+        from typing import Literal
+        class Color(enum.Enum):
+            RED = "red"
+        class Day(enum.Enum):
+            NEW_YEAR = datetime.date(2024, 1, 1)
+        def f(c: Literal[Color.RED], d: Day, b: Literal[b"x"]):
+            return 1
+        """
+    )
+    described = schema.describe(ns["f"])
+    props = described["schema"]["properties"]
+    assert props["c"] == {"enum": ["red"]}
+    assert described["schema"]["$defs"]["Day"] == {"enum": ["2024-01-01"]}
+    assert props["b"] == {}  # bytes have no JSON form: any JSON
+    json.dumps(described)
+
+
+def test_two_classes_with_one_name_get_two_definitions() -> None:
+    ns = run_cells(
+        """
+        import dataclasses
+        def make(field):
+            return dataclasses.make_dataclass("Item", [(field, int)])
+        A, B = make("a"), make("b")
+        def f(x: A, y: B):
+            return 1
+        """
+    )
+    described = schema.describe(ns["f"])
+    props = described["schema"]["properties"]
+    assert props["x"] != props["y"]
+    defs = described["schema"]["$defs"]
+    assert defs["Item"]["required"] == ["a"] and defs["Item2"]["required"] == ["b"]

@@ -26,7 +26,7 @@ import pytest
 import takeout
 from takeout.serving.config import OPTIONS
 
-from .conftest import run_cells
+from .support import run_cells
 
 pytestmark = pytest.mark.slow
 

@@ -26,6 +26,7 @@ from typing import Any, NoReturn, Optional
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
 
+from .cli import parse_json_arg
 from .errors import TakeoutError
 from .serving.config import ServeConfig
 
@@ -151,7 +152,7 @@ class TakeoutMagics(Magics):
     def _pack(self, args: argparse.Namespace) -> None:
         import takeout
 
-        examples = [_json_arg(text) for text in args.example]
+        examples = [parse_json_arg(text, "--example") for text in args.example]
         bundle = takeout.pack(
             self._function(args.function),
             args.output,
@@ -223,17 +224,6 @@ class TakeoutMagics(Magics):
     def stop_all(self) -> None:
         while self.servers:
             self.servers.pop().stop()
-
-
-def _json_arg(text: str) -> Any:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise UsageError(
-            f"--example is not valid JSON ({err.msg} at column {err.colno}); e.g. "
-            "--example '[[0.5, 0.5]]' or --example '{\"x\": 1}'"
-        ) from None
-    return tuple(value) if isinstance(value, list) else value
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
-from . import _runtime
+from . import _runtime, _uv
+from ._names import clip, normalize
 from .bundle import PathLike, bundle_dir, read_manifest
-from .errors import BundleError
 
 Progress = Callable[[str], None]
 
@@ -108,8 +108,8 @@ def verify(
         python = _make_venv(work / "venv", manifest, say)
         if pins:
             say(f"installing {len(pins)} distributions: {', '.join(pins)}")
-            flags = _index_flags(find_links, offline)
-            _uv(
+            flags = _uv.index_flags(find_links, offline)
+            _uv.run(
                 ["pip", "install", "--python", str(python), *flags, *pins],
                 show=progress is not False,
                 what="installing the lock",
@@ -146,54 +146,6 @@ def _progress(progress: Union[bool, Progress]) -> Progress:
     return lambda message: None
 
 
-def _uv_bin() -> str:
-    from uv import find_uv_bin
-
-    return str(find_uv_bin())
-
-
-def _uv(args: list[str], *, show: bool, what: str) -> None:
-    """Run uv; with `show`, its messages pass through to stderr as they come (the install
-    progress), and either way its last words explain a failure."""
-    cmd = [_uv_bin(), *args]
-    if not show:
-        cmd.insert(2 if args[0] == "pip" else 1, "-q")
-    tail: list[str] = []
-    with subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace"
-    ) as proc:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            if show:
-                sys.stderr.write(line)
-                sys.stderr.flush()
-            if line.strip():
-                tail = [*tail[-19:], line.strip()]
-    if proc.returncode != 0:
-        raise BundleError(
-            f"{what} failed: {_uv_reason(tail, proc.returncode)}; check the package index "
-            "(or pass --find-links/--offline)"
-        )
-
-
-def _uv_reason(lines: list[str], status: int) -> str:
-    """The most telling line of uv's messages: its `cause:`, else its `error:`."""
-    for prefix in ("cause:", "error:"):
-        for line in lines:
-            if line.startswith(prefix):
-                return line[len(prefix) :].strip().rstrip(".")
-    return lines[-1] if lines else f"uv exited with status {status}"
-
-
-def _index_flags(find_links: Sequence[Any], offline: bool) -> list[str]:
-    flags: list[str] = []
-    for location in find_links:
-        flags += ["--find-links", str(location)]
-    if offline:
-        flags.append("--offline")
-    return flags
-
-
 def _make_venv(venv: Path, manifest: dict[str, Any], say: Progress) -> Path:
     want = manifest.get("python") or {}
     have = _runtime.python_facts()
@@ -204,7 +156,7 @@ def _make_venv(venv: Path, manifest: dict[str, Any], say: Progress) -> Path:
     else:
         interpreter = f"{want.get('implementation', 'cpython')}{want.get('minor', '')}"
     say(f"creating a clean venv for {want.get('implementation')} {want.get('minor')}")
-    _uv(["venv", "--python", interpreter, str(venv)], show=False, what="creating the venv")
+    _uv.run(["venv", "--python", interpreter, str(venv)], show=False, what="creating the venv")
     python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     return python
 
@@ -288,9 +240,9 @@ def _distribution_of(module: str) -> Optional[str]:
     if resolution.dist_id is None:
         return None
     name = env.distribution(resolution.dist_id).name
-    return name.lower().replace("_", "-").replace(".", "-")
+    return normalize(name)
 
 
-def _short(value: Any, limit: int = 80) -> str:
-    text = json.dumps(value, default=str)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _short(value: Any) -> str:
+    """A JSON value (an example's output) as one short line."""
+    return clip(json.dumps(value, default=str), 80)

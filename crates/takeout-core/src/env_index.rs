@@ -87,7 +87,7 @@ impl StrIndex {
 }
 
 #[derive(Debug, Error)]
-pub enum IndexError {
+pub enum EnvIndexError {
     #[error(transparent)]
     Metadata(#[from] MetadataError),
 }
@@ -100,7 +100,7 @@ impl EnvIndex {
     /// (in order: the first distribution of a given normalised name wins, as in
     /// `importlib.metadata`). Entries that are missing or are not directories are skipped.
     /// A metadata directory too broken to read is skipped, not fatal: see [`Self::skipped`].
-    pub fn build(search_path: &[PathBuf]) -> Result<Self, IndexError> {
+    pub fn build(search_path: &[PathBuf]) -> Result<Self, EnvIndexError> {
         let mut index = Self::default();
         let entries = absolute_entries(search_path, &mut index.skipped);
 

@@ -3,8 +3,8 @@
 //! The function is any callable plus its manifest as JSON text, so nothing here knows bundles.
 
 mod aio;
+mod gil;
 mod invoke;
-mod pool;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -371,3 +371,6 @@ impl PyServer {
         format!("Server(url={:?})", self.url())
     }
 }
+
+#[cfg(test)]
+mod tests;

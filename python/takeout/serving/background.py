@@ -4,6 +4,7 @@ that runs several workers as a `takeout serve` child process."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 import socket
@@ -90,5 +91,7 @@ def launch(path: Path, config: ServeConfig) -> Handle:
             proc.kill()
             proc.wait()
 
-    name = path.name[: -len(".takeout")] if path.name.endswith(".takeout") else path.name
+    # The name the server itself answers with: the manifest's, not the directory's.
+    with urllib.request.urlopen(url + "/openapi.json", timeout=5) as r:
+        name = json.load(r)["info"]["title"]
     return Handle(name, url, stop)

@@ -271,13 +271,22 @@ class ServeConfig:
         for option in OPTIONS:
             help = f"{option.help} (default: {option.shown}; ${option.env})"
             if option.metavar is None:
-                parser.add_argument(
-                    option.flag,
-                    dest=option.dest,
-                    action=argparse.BooleanOptionalAction,
-                    default=argparse.SUPPRESS,
-                    help=help,
-                )
+                help += f"; `--no-{option.flag[2:]}` turns it off"
+            if option.metavar is None:
+                # A switch and its `--no-` form (argparse's BooleanOptionalAction prints a
+                # suppressed default into the help on Python 3.9).
+                for flag, value, text in (
+                    (option.flag, True, help),
+                    ("--no-" + option.flag[2:], False, argparse.SUPPRESS),
+                ):
+                    parser.add_argument(
+                        flag,
+                        dest=option.dest,
+                        action="store_const",
+                        const=value,
+                        default=argparse.SUPPRESS,
+                        help=text,
+                    )
             else:
                 parser.add_argument(
                     option.flag,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from typing import Any, Callable, Optional
 
+from .._names import bundle_name
 from ..errors import UsageError
 from .background import Handle
 from .config import ServeConfig
@@ -66,7 +66,7 @@ def describe(fn: Callable[..., Any]) -> tuple[Callable[..., Any], dict[str, Any]
     """A manifest for a live function, as `takeout.pack` would write it, without packing."""
     from .. import _runtime, schema
 
-    name = getattr(fn, "__name__", None) or type(fn).__name__
+    name = bundle_name(fn)
     function = {"qualname": getattr(fn, "__qualname__", name), **schema.describe(fn)}
-    manifest = {"name": re.sub(r"[^A-Za-z0-9_.-]", "_", name), "function": function}
+    manifest = {"name": name, "function": function}
     return (_runtime.converter(fn) or fn), manifest

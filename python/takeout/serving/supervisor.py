@@ -102,10 +102,11 @@ class Supervisor:
                         self._spawn(slot)
                 time.sleep(0.02)
                 continue
-            slot = self.children.pop(pid) if pid in self.children else None
+            dead = self.children.pop(pid, -1)
             lived = now - self.born.pop(pid, now)
-            if slot is None or self.stopping:
+            if dead < 0 or self.stopping:
                 continue
+            slot = dead
             # Dying young again and again (a crash on import, a bad port) backs off up to 10 s.
             self.failures[slot] = self.failures[slot] + 1 if lived < 10.0 else 0
             delay = 0.0 if self.failures[slot] <= 1 else min(0.1 * 2 ** self.failures[slot], 10.0)

@@ -13,8 +13,8 @@ use jsonschema::Validator;
 use serde_json::{Map, Value};
 
 use super::json::Json;
+use super::params::{ManifestError, Param, ParamKind, Params};
 use super::response::issue;
-use super::signature::{ManifestError, Param, ParamKind, Signature};
 
 /// The arguments of one Python call, in call order.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -35,7 +35,7 @@ pub(crate) struct Binder {
 }
 
 impl Binder {
-    pub(crate) fn new(sig: &Signature) -> Result<Self, ManifestError> {
+    pub(crate) fn new(sig: &Params) -> Result<Self, ManifestError> {
         let defs = sig.defs();
         let validators = sig
             .params

@@ -147,10 +147,12 @@ impl Metrics {
     /// The Prometheus text exposition format, version 0.0.4.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        out.push_str(
-            "# HELP takeout_requests_total HTTP requests answered, by route and status.\n",
+        family(
+            &mut out,
+            "takeout_requests_total",
+            "counter",
+            "HTTP requests answered, by route and status.",
         );
-        out.push_str("# TYPE takeout_requests_total counter\n");
         for route in RouteLabel::all() {
             let path = &self.route_paths[route.index()];
             for (s, &status) in STATUSES.iter().enumerate() {
@@ -170,10 +172,12 @@ impl Metrics {
                 );
             }
         }
-        out.push_str(
-            "# HELP takeout_request_duration_seconds Time from the request head to the response.\n",
+        family(
+            &mut out,
+            "takeout_request_duration_seconds",
+            "histogram",
+            "Time from the request head to the response.",
         );
-        out.push_str("# TYPE takeout_request_duration_seconds histogram\n");
         for route in RouteLabel::all() {
             let h = &self.latency[route.index()];
             let count = h.count.load(Relaxed);
@@ -203,24 +207,34 @@ impl Metrics {
                 "takeout_request_duration_seconds_count{{route=\"{path}\"}} {count}"
             );
         }
-        out.push_str("# HELP takeout_requests_in_flight Requests being handled now.\n");
-        out.push_str("# TYPE takeout_requests_in_flight gauge\n");
+        family(
+            &mut out,
+            "takeout_requests_in_flight",
+            "gauge",
+            "Requests being handled now.",
+        );
         let _ = writeln!(
             out,
             "takeout_requests_in_flight {}",
             self.in_flight.load(Relaxed)
         );
-        out.push_str("# HELP takeout_function_calls_total Calls of the function.\n");
-        out.push_str("# TYPE takeout_function_calls_total counter\n");
+        family(
+            &mut out,
+            "takeout_function_calls_total",
+            "counter",
+            "Calls of the function.",
+        );
         let _ = writeln!(
             out,
             "takeout_function_calls_total {}",
             self.calls.load(Relaxed)
         );
-        out.push_str(
-            "# HELP takeout_function_errors_total Calls that raised, by exception type.\n",
+        family(
+            &mut out,
+            "takeout_function_errors_total",
+            "counter",
+            "Calls that raised, by exception type.",
         );
-        out.push_str("# TYPE takeout_function_errors_total counter\n");
         let errors = self
             .function_errors
             .lock()
@@ -234,6 +248,11 @@ impl Metrics {
         }
         out
     }
+}
+
+/// The `# HELP` and `# TYPE` lines that open a metric family in the text format.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 fn escape(label: &str) -> String {

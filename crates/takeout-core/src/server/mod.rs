@@ -10,9 +10,10 @@ pub mod log;
 mod metrics;
 mod openapi;
 mod page;
+pub mod params;
+pub mod pool;
 pub mod response;
 mod service;
-pub mod signature;
 
 #[cfg(test)]
 mod tests;
@@ -20,9 +21,9 @@ mod tests;
 pub use bind::Args;
 pub use log::{LogFormat, Logger};
 pub use metrics::{InFlight, Metrics, RouteLabel};
+pub use params::{ManifestError, Params};
 pub use response::{ApiError, Response};
 pub use service::{CallError, Head, Options, Outcome, Route, Service, Start, Step, Ticket};
-pub use signature::{ManifestError, Signature};
 
 /// Where an outcome goes once the calls are done.
 pub trait Reply: Send + 'static {

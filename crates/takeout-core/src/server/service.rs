@@ -18,8 +18,8 @@ use super::log::Logger;
 use super::metrics::{InFlight, Metrics, RouteLabel};
 use super::openapi;
 use super::page;
+use super::params::{ManifestError, Params};
 use super::response::{self, ApiError, Response};
-use super::signature::{ManifestError, Signature};
 
 /// Limits and switches of one server; `takeout serve` flags map onto these one to one.
 #[derive(Debug, Clone)]
@@ -145,7 +145,7 @@ pub enum CallError {
 pub type Outcome = Result<Vec<Vec<u8>>, CallError>;
 
 pub struct Service {
-    sig: Signature,
+    sig: Params,
     opts: Options,
     binder: Binder,
     metrics: Metrics,
@@ -161,7 +161,7 @@ pub struct Service {
 
 impl Service {
     pub fn new(manifest_json: &str, opts: Options, log: Logger) -> Result<Self, ManifestError> {
-        let sig = Signature::from_manifest(manifest_json)?;
+        let sig = Params::from_manifest(manifest_json)?;
         let binder = Binder::new(&sig)?;
         let predict_path = format!("/v1/models/{}:predict", sig.name);
         let model_path = format!("/v1/models/{}", sig.name);
@@ -190,7 +190,7 @@ impl Service {
         &self.sig.name
     }
 
-    pub fn signature(&self) -> &Signature {
+    pub fn params(&self) -> &Params {
         &self.sig
     }
 

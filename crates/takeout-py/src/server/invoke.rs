@@ -10,10 +10,11 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
+use takeout_core::server::pool::{Pool, Run};
 use takeout_core::server::{Args, CallError, Invoke, Outcome, Reply};
 
 use super::aio::{gather, Aio};
-use super::pool::{Pool, Run};
+use super::gil::Gil;
 use crate::convert::{self, EncodeError};
 
 pub(super) struct Task {
@@ -29,7 +30,7 @@ pub(super) struct Shared {
 
 pub(crate) struct PyInvoker {
     shared: Arc<Shared>,
-    pool: Pool<Task>,
+    pool: Pool<Gil, Task>,
 }
 
 impl PyInvoker {
@@ -40,14 +41,14 @@ impl PyInvoker {
                 debug,
                 aio: PyOnceLock::new(),
             }),
-            pool: Pool::new(threads),
+            pool: Pool::new(Gil, threads),
         }
     }
 
     /// Start the threads now rather than on the first call.
     pub(crate) fn start(&self) -> std::io::Result<()> {
         let shared = self.shared.clone();
-        let run: Run<Task> = Arc::new(move |py, task| run(py, &shared, task));
+        let run: Run<Gil, Task> = Arc::new(move |py, task| run(py, &shared, task));
         self.pool.start(&run)
     }
 
