@@ -29,7 +29,7 @@ install: $(VENV)/.created ## build the extension (release) into .venv with the t
 
 .PHONY: build-dev
 build-dev: $(VENV)/.created ## build the extension in debug mode (compiles in a fraction of the time)
-	$(BIN)/maturin develop --uv --extras test -q
+	$(BIN)/maturin develop --uv --extras test,ray -q
 
 .PHONY: demo
 demo: install ## the main job on the shipped example

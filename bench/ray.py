@@ -97,7 +97,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     log("starting a local Ray cluster")
     cluster = Cluster()
     import cloudpickle
-    from tests.conftest import EXAMPLES, notebook_cells, run_cells
+    from tests.support import EXAMPLES, notebook_cells, run_cells
 
     import takeout
     import takeout.ray

@@ -28,7 +28,7 @@ import takeout.errors
 import takeout.ray
 
 from ._ray_cluster import Cluster
-from .conftest import run_cells
+from .support import run_cells
 from .test_serve import PROBE, free_port, post
 from .test_serve import serve as serve_process
 

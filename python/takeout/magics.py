@@ -186,7 +186,7 @@ class TakeoutMagics(Magics):
         if args.replicas is not None and args.replicas < 1:
             raise UsageError(f"--replicas `{args.replicas}` must be at least 1")
         autoscaling = parse_autoscale(args.autoscale) if args.autoscale else None
-        examples = [_json_arg(text) for text in args.example]
+        examples = [parse_json_arg(text, "--example") for text in args.example]
         fn = self._function(args.function)
         # The bundle only has to live until its files are in the cluster's object store.
         folder = tempfile.mkdtemp(prefix="takeout-deploy-")
