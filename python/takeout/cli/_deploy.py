@@ -6,6 +6,22 @@ import argparse
 import sys
 
 from ..errors import UsageError
+from ..serving.config import ServeConfig
+
+#: The serving options that mean something on Ray: the rest (host, port, workers, grace) are
+#: Serve's proxy's and replicas' business there.
+REQUEST_OPTIONS = (
+    "token",
+    "max_body",
+    "timeout",
+    "max_concurrency",
+    "threads",
+    "body_timeout",
+    "log_format",
+    "access_log",
+    "debug",
+    "signing_key",
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,23 +58,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="NAME=AMOUNT",
         help="a custom Ray resource each replica needs, to place it (repeatable)",
     )
-    deploy.add_argument(
-        "--token",
-        default=None,
-        help="require `Authorization: Bearer TOKEN` on calls and metrics (default: $TAKEOUT_TOKEN)",
-    )
-    deploy.add_argument(
-        "--timeout",
-        type=float,
-        default=60.0,
-        metavar="SECONDS",
-        help="a call running longer gets a 504 (default: 60)",
-    )
-    deploy.add_argument(
-        "--signing-key",
-        default=None,
-        help="key for a signed bundle (default: $TAKEOUT_SIGNING_KEY)",
-    )
+    # The request core's own options, as `takeout serve` takes them (flag or TAKEOUT_* variable).
+    ServeConfig.add_arguments(deploy, REQUEST_OPTIONS)
     deploy.add_argument(
         "--wait",
         type=float,
@@ -128,6 +129,8 @@ def _deploy(args: argparse.Namespace) -> int:
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
+    config = ServeConfig.from_args(args)
+    options = {name: getattr(config, name) for name in REQUEST_OPTIONS if name != "signing_key"}
     info = takeout_ray.deploy(
         args.bundle,
         args.ray,
@@ -136,11 +139,10 @@ def _deploy(args: argparse.Namespace) -> int:
         num_replicas=args.replicas,
         autoscaling=autoscaling,
         ray_actor_options=actor_options,
-        signing_key=args.signing_key,
+        signing_key=config.signing_key,
         wait=args.wait,
         progress=progress,
-        token=args.token,
-        timeout=args.timeout,
+        **options,
     )
     if args.json:
         print_json(info)
