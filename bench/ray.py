@@ -35,11 +35,20 @@ ROOT = HERE.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(ROOT))
 
+
+def _module(name: str, file: str) -> Any:
+    """A module of this folder by its path (the folder itself is off `sys.path`, see above)."""
+    spec = importlib.util.spec_from_file_location(name, HERE / file)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_module("_util", "_util.py")  # what bench/serve.py imports
 # bench/serve.py's load generator and HTTP probe, not a copy of them.
-_spec = importlib.util.spec_from_file_location("bench_serve", HERE / "serve.py")
-assert _spec and _spec.loader
-bench_serve = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench_serve)
+bench_serve = _module("bench_serve", "serve.py")
 BODY, CONCURRENCY, log, post = bench_serve.BODY, (1, 8, 64), bench_serve.log, bench_serve.post
 
 BLAS = """
