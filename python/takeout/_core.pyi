@@ -182,6 +182,10 @@ class App:
         self, method: str, path: str, headers: Sequence[tuple[bytes, bytes]]
     ) -> Union[_Response, Exchange]:
         """Answer from the request head alone, or return an `Exchange` that needs the body."""
+    def set_worker(self, slot: int) -> bool:
+        """In forked worker `slot`: count metrics into its block of the memory shared by the
+        `workers` processes, so any worker's `/metrics` shows every worker. False when
+        `workers` was 1 or `slot` is past it."""
     def drain(self) -> None:
         """From now on `/readyz` answers 503."""
     def close(self) -> None:

@@ -272,8 +272,8 @@ def _record_examples(fn: Any, examples: Optional[Sequence[Any]]) -> list[dict[st
         args, kwargs = _checks.split_example(example, index)
         try:
             entry = {
-                "args": _runtime.to_json(args),
-                "kwargs": _runtime.to_json(kwargs),
+                "args": _runtime.to_json(args, root="args"),
+                "kwargs": _runtime.to_json(kwargs, root="kwargs"),
             }
         except TypeError as err:
             raise ExampleError(f"example {index} cannot be written as JSON: {err}") from None

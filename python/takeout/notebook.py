@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 from . import _core, _env, _markers
+from ._names import clip
 from .errors import NotebookError, TakeoutError
 from .report import ModuleInfo, Provider, Report, group_modules, in_report_order
 
@@ -235,7 +236,7 @@ def _cell_error(cell: _core.SlicedCell, count: Optional[int], error: dict[str, A
         return f"cell {cell.number} raised {what}"
     source = cell.source.splitlines()
     text = source[line - 1].strip() if 0 < line <= len(source) else ""
-    shown = f" (`{text if len(text) <= 60 else text[:57] + '...'}`)" if text else ""
+    shown = f" (`{clip(text)}`)" if text else ""
     return f"cell {cell.number}, line {line}{shown}: {what}"
 
 

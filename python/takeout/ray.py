@@ -273,7 +273,9 @@ class Ingress:
         signing_key: Optional[str],
         num_cpus: float,
     ) -> None:
-        _limit_threads(num_cpus)
+        from . import _threads
+
+        _threads.for_replica(num_cpus)
         self.root = _materialize(store, digest)
         self.options = options
         self.signing_key = signing_key
@@ -282,21 +284,6 @@ class Ingress:
         from . import asgi
 
         return asgi.app(self.root, signing_key=self.signing_key, **self.options)
-
-
-def _limit_threads(num_cpus: float) -> None:
-    """BLAS/OpenMP pools sized to the replica's CPUs, not the node's: Ray sets
-    `OMP_NUM_THREADS` for its workers (which OpenBLAS also reads when it loads); the other
-    libraries read their own variables when the bundle first imports them."""
-    count = max(1, int(num_cpus))
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(count)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return
-    # Pools already loaded (numpy's OpenBLAS, imported by Ray itself) no longer read the env.
-    threadpool_limits(limits=count)
 
 
 def _node_dir() -> Path:

@@ -1,10 +1,10 @@
 """`takeout.verify`: prove a bundle runs in a clean virtual environment.
 
 The check builds a fresh venv with `uv` for the bundle's Python, installs exactly the
-bundle's lock (and the cloudpickle pin the stream needs), then loads the bundle there with a
-copy of `takeout._runtime` (standard library only) run in isolated mode from an empty
-directory, and replays every recorded example. Nothing of the packing environment leaks in:
-no site-packages, no `PYTHONPATH`, not the notebook's folder.
+bundle's lock (and the cloudpickle pin the stream needs), then loads the bundle there with
+copies of `takeout._runtime` and its type table `takeout._types` (standard library only), run
+in isolated mode from an empty directory, and replays every recorded example. Nothing of the
+packing environment leaks in: no site-packages, no `PYTHONPATH`, not the notebook's folder.
 """
 
 from __future__ import annotations
@@ -75,13 +75,13 @@ class VerifyResult:
             lines.append("  loaded; no examples recorded, so no call was checked")
         for check in self.examples:
             if check.ok:
-                lines.append(f"  example {check.index + 1}: ok → {_short(check.output)}")
+                lines.append(f"  example {check.index + 1}: ok → {_short_json(check.output)}")
             elif check.error:
                 lines.append(f"  example {check.index + 1}: raised {check.error}")
             else:
                 lines.append(
-                    f"  example {check.index + 1}: returned {_short(check.output)}, "
-                    f"expected {_short(check.expected)}"
+                    f"  example {check.index + 1}: returned {_short_json(check.output)}, "
+                    f"expected {_short_json(check.expected)}"
                 )
         lines.extend(f"  problem: {p}" for p in self.problems)
         return "\n".join(lines)
@@ -117,8 +117,9 @@ def verify(
         say("loading the bundle and running its examples in the clean venv")
         run_dir = work / "run"  # empty: nothing importable but the runtime itself
         run_dir.mkdir()
-        runtime = run_dir / "takeout_runtime.py"
+        runtime = run_dir / _runtime.RUNTIME_FILE
         shutil.copyfile(_runtime.__file__, runtime)
+        shutil.copyfile(_runtime._types.__file__, run_dir / _runtime.TYPES_FILE)
         result_file = work / "result.json"
         out = subprocess.run(
             [str(python), "-I", str(runtime), str(root), str(result_file)],
@@ -208,8 +209,8 @@ def _judge(
             result.problems.append(f"example {index + 1} raised {check.error}")
         elif not check.ok:
             result.problems.append(
-                f"example {index + 1} returned {_short(check.output)} but "
-                f"{_short(check.expected)} was recorded at pack time"
+                f"example {index + 1} returned {_short_json(check.output)} but "
+                f"{_short_json(check.expected)} was recorded at pack time"
             )
         result.examples.append(check)
     result.ok = not result.problems
@@ -243,6 +244,6 @@ def _distribution_of(module: str) -> Optional[str]:
     return normalize(name)
 
 
-def _short(value: Any) -> str:
+def _short_json(value: Any) -> str:
     """A JSON value (an example's output) as one short line."""
     return clip(json.dumps(value, default=str), 80)

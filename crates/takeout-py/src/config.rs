@@ -18,6 +18,7 @@ use crate::errors::serve_error;
 pub(crate) struct ServeConfig {
     pub(crate) host: String,
     pub(crate) port: u16,
+    workers: usize,
     token: Option<String>,
     max_body: usize,
     timeout: f64,
@@ -40,6 +41,7 @@ impl ServeConfig {
             timeout: seconds("timeout", self.timeout)?,
             max_concurrency: self.max_concurrency.max(1),
             debug: self.debug,
+            workers: self.workers.max(1),
             ..Options::default()
         })
     }

@@ -84,6 +84,7 @@ impl PyApp {
         let mut content_type = None;
         let mut authorization = None;
         let mut content_length = None;
+        let mut inference_header_length = None;
         for pair in headers.try_iter()? {
             let (name, value): (Vec<u8>, Vec<u8>) = pair?.extract()?;
             if name.eq_ignore_ascii_case(b"content-type") {
@@ -94,6 +95,10 @@ impl PyApp {
                 content_length = std::str::from_utf8(&value)
                     .ok()
                     .and_then(|v| v.trim().parse().ok());
+            } else if name.eq_ignore_ascii_case(b"inference-header-content-length") {
+                inference_header_length = std::str::from_utf8(&value)
+                    .ok()
+                    .and_then(|v| v.trim().parse().ok());
             }
         }
         let head = Head {
@@ -102,6 +107,7 @@ impl PyApp {
             content_type: content_type.as_deref(),
             authorization: authorization.as_deref(),
             content_length,
+            inference_header_length,
         };
         match self.inner.service.start(&head, started) {
             Start::Respond(r) => response_tuple(py, r),
@@ -113,6 +119,12 @@ impl PyApp {
             }
             .into_bound_py_any(py),
         }
+    }
+
+    /// In forked worker number `slot`: count metrics into its share of the shared block, so a
+    /// scrape of any worker shows them all. False when `workers` was 1 or `slot` is past it.
+    fn set_worker(&self, slot: usize) -> bool {
+        self.inner.service.metrics().set_worker(slot)
     }
 
     /// `/readyz` answers 503 from now on (ASGI lifespan shutdown).

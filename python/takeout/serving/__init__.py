@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional, Union
 
 from .background import Handle, launch
 from .config import DEFAULTS, ServeConfig, parse_size
-from .process import describe, run
+from .process import describe, limit_blas_threads, run
 
 __all__ = ["Handle", "ServeConfig", "parse_size", "serve", "serve_function"]
 
@@ -29,7 +29,7 @@ __all__ = ["Handle", "ServeConfig", "parse_size", "serve", "serve_function"]
 def serve(
     path: Union[str, os.PathLike[str], Callable[..., Any]],
     host: str = DEFAULTS.host,
-    port: int = DEFAULTS.port,
+    port: Optional[int] = None,
     workers: int = DEFAULTS.workers,
     background: bool = False,
     *,
@@ -41,11 +41,18 @@ def serve(
     Blocks until SIGTERM/SIGINT unless `background=True`, which returns a `Handle` with
     `.url` and `.stop()`. `options` are the fields of `ServeConfig` (`token`, `max_body`,
     `timeout`, `max_concurrency`, `threads`, `io_threads`, `grace`, `body_timeout`,
-    `log_format`, `access_log`, `debug`, `signing_key`), or pass a whole `config=`. `token`
-    (default `$TAKEOUT_TOKEN`) requires `Authorization: Bearer`. Routes and errors are those of
-    DESIGN.md's HTTP contract.
+    `log_format`, `access_log`, `debug`, `signing_key`, `blas_threads`), or pass a whole
+    `config=`. `port` defaults to `$PORT`, else 8000. `token` (default `$TAKEOUT_TOKEN`)
+    requires `Authorization: Bearer`. Routes and errors are those of ARCHITECTURE.md's HTTP
+    contract.
     """
-    config = ServeConfig.resolve(config, host=host, port=port, workers=workers, **options)
+    if port is not None:
+        options["port"] = port
+    config = ServeConfig.resolve(config, host=host, workers=workers, **options)
+    if not (background and callable(path)):
+        # Before the bundle loads numpy; not in a notebook's own process, whose BLAS the
+        # user's other cells share.
+        limit_blas_threads(config)
     if callable(path):
         fn, manifest = describe(path)
     else:
@@ -61,7 +68,7 @@ def serve_function(
     fn: Callable[..., Any],
     manifest: dict[str, Any],
     host: str = DEFAULTS.host,
-    port: int = DEFAULTS.port,
+    port: Optional[int] = None,
     workers: int = DEFAULTS.workers,
     background: bool = False,
     *,
@@ -70,5 +77,7 @@ def serve_function(
 ) -> Optional[Handle]:
     """`serve` for a callable and a manifest dict (`name`, `function`, `examples` as a bundle's
     manifest has them); `fn` receives plain JSON-derived arguments."""
-    config = ServeConfig.resolve(config, host=host, port=port, workers=workers, **options)
+    if port is not None:
+        options["port"] = port
+    config = ServeConfig.resolve(config, host=host, workers=workers, **options)
     return run(fn, manifest, config, background)

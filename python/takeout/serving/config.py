@@ -68,11 +68,26 @@ def _whole(value: Any, label: str, low: int, high: Optional[int], rule: str) -> 
     return number
 
 
+def _threads_or_share(value: Any, label: str) -> Optional[int]:
+    # None: each worker's share of the CPUs, worked out at start (it depends on `workers`).
+    if value is None:
+        return None
+    return _whole(value, label, 0, None, "a whole number of threads, 0 or more")
+
+
 def _count(value: Any, label: str) -> int:
     return _whole(value, label, 1, None, "a whole number, at least 1")
 
 
 def _port(value: Any, label: str) -> int:
+    if value is None:
+        # Knative, KServe serverless, Cloud Run and Heroku-style platforms say where to listen
+        # in `$PORT`; read when the configuration is made, so a notebook's `takeout.serve`
+        # sees what the process has now.
+        text = os.environ.get("PORT", "").strip()
+        if not text:
+            return 8000
+        value, label = text, "`$PORT`"
     return _whole(value, label, 0, 65535, "a port number from 0 to 65535 (0 picks a free one)")
 
 
@@ -159,7 +174,9 @@ class ServeConfig:
     """Every serving option, checked on construction; `dataclasses.replace` checks again."""
 
     host: str = _option("127.0.0.1", _host, "address to bind", metavar="ADDRESS")
-    port: int = _option(8000, _port, "port; 0 picks a free one", metavar="PORT")
+    port: int = _option(
+        None, _port, "port; 0 picks a free one", metavar="PORT", shown="$PORT, else 8000"
+    )
     workers: int = _option(
         1, _count, "worker processes sharing the port, restarted when they die", metavar="N"
     )
@@ -197,6 +214,13 @@ class ServeConfig:
     debug: bool = _option(False, _switch, "include the traceback in 500 responses")
     signing_key: Union[str, bytes, None] = _option(
         None, _secret, "key for a signed bundle", metavar="KEY", secret=True
+    )
+    blas_threads: Optional[int] = _option(
+        None,
+        _threads_or_share,
+        "BLAS/OpenMP threads per worker; 0 leaves the libraries' own default",
+        metavar="N",
+        shown="the CPUs this process may use // workers",
     )
 
     def __post_init__(self) -> None:
@@ -307,7 +331,7 @@ class ServeConfig:
         argv = []
         for option in OPTIONS:
             value = getattr(self, option.name)
-            if option.secret:
+            if option.secret or value is None:
                 continue
             if isinstance(value, bool):
                 argv.append(option.flag if value else "--no-" + option.flag[2:])
@@ -357,4 +381,6 @@ OPTIONS: tuple[Option, ...] = tuple(
     Option(name=f.name, **f.metadata["takeout"]) for f in fields(ServeConfig)
 )
 _BY_NAME = {option.name: option for option in OPTIONS}
-DEFAULTS = ServeConfig()
+# The port given: the defaults must not depend on `$PORT`, which is read (and can be wrong)
+# only when a configuration is made to serve with.
+DEFAULTS = ServeConfig(port=8000)

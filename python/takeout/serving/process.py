@@ -15,7 +15,32 @@ from .log import Log
 from .signals import on_signals
 from .supervisor import Supervisor
 
-__all__ = ["describe", "run"]
+__all__ = ["describe", "limit_blas_threads", "run"]
+
+
+def limit_blas_threads(config: ServeConfig) -> None:
+    """Each worker's BLAS/OpenMP threads as `config.blas_threads` says (None: its share of the
+    CPUs), set in this process before it forks its workers; logged."""
+    from .. import _threads
+
+    log = Log(config.log_format)
+    if config.blas_threads == 0:
+        log.info("blas threads left to the libraries")
+        return
+    cpus = _threads.available_cpus()
+    if config.blas_threads is None:
+        threads, source = _threads.default_threads(config.workers, cpus), "share"
+    else:
+        threads, source = config.blas_threads, "set"
+    how = _threads.limit(threads)
+    log.info(
+        "blas threads",
+        per_worker=threads,
+        cpus=cpus,
+        workers=config.workers,
+        source=source,
+        applied=how,
+    )
 
 
 def run(

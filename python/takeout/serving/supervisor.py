@@ -79,7 +79,7 @@ class Supervisor:
             pid = os.fork()
             if pid == 0:
                 self.reserve.close()
-                _worker(self.app, self.config, os.getppid())
+                _worker(self.app, slot, self.config, os.getppid())
             self.children[pid] = slot
             self.born[pid] = time.monotonic()
         finally:
@@ -120,11 +120,14 @@ class Supervisor:
             self.due[slot] = now + delay
 
 
-def _worker(app: Any, config: ServeConfig, parent: int) -> None:
+def _worker(app: Any, slot: int, config: ServeConfig, parent: int) -> None:
     """The body of a forked worker; never returns."""
     code = 1
     try:
         _die_with_parent(parent)
+        # Its metrics go to its own block of the mapping all workers share, so a scrape of
+        # any worker shows the whole server.
+        app.set_worker(slot)
         from .. import _core
 
         server = _core.Server(app, config, reuse_port=True)

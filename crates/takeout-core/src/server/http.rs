@@ -269,6 +269,11 @@ async fn handle(
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok()),
+        inference_header_length: parts
+            .headers
+            .get(super::kserve_v2::HEADER_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok()),
     };
     let route = match service.start(&head, started) {
         Start::Respond(r) => return Ok(finish(&state, &head, r, started)),

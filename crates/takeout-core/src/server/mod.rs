@@ -6,6 +6,7 @@
 mod bind;
 pub mod http;
 pub mod json;
+mod kserve_v2;
 pub mod log;
 mod metrics;
 mod openapi;
@@ -14,6 +15,7 @@ pub mod params;
 pub mod pool;
 pub mod response;
 mod service;
+mod shm;
 
 #[cfg(test)]
 mod tests;

@@ -584,3 +584,105 @@ fn reuse_port_lets_two_listeners_share_a_port() {
     assert!(b.is_ok(), "{b:?}");
     assert!(http::bind("127.0.0.1", port, false).is_err());
 }
+
+#[test]
+fn open_inference_protocol_routes() {
+    let svc = service(
+        ADD,
+        Options {
+            token: Some("s3cret".into()),
+            ..Options::default()
+        },
+    );
+    let get = |path| Head {
+        method: "GET",
+        path,
+        ..Head::default()
+    };
+    let never = |_: Vec<Args>| -> Outcome { panic!("no call expected") };
+    assert_eq!(
+        run(&svc, &get("/v1/models"), "", never),
+        (200, json!({"models": ["add"]}))
+    );
+    assert_eq!(
+        run(&svc, &get("/v2/health/live"), "", never).1,
+        json!({"live": true})
+    );
+    assert_eq!(
+        run(&svc, &get("/v2/health/ready"), "", never).1,
+        json!({"ready": true})
+    );
+    assert_eq!(run(&svc, &get("/v2"), "", never).1["name"], "takeout");
+    let meta = run(&svc, &get("/v2/models/add/versions/1"), "", never).1;
+    assert_eq!(
+        meta["inputs"],
+        json!([{"name": "x", "datatype": "FP64", "shape": [1]},
+               {"name": "y", "datatype": "FP64", "shape": [1]}])
+    );
+    // Errors on the v2 routes are the protocol's `{"error": "..."}`.
+    let (status, body) = run(&svc, &get("/v2/models/other"), "", never);
+    assert_eq!(status, 404);
+    assert!(
+        body["error"].as_str().unwrap().contains("/v2/models/other"),
+        "{body}"
+    );
+    let infer = Head {
+        method: "POST",
+        path: "/v2/models/add/infer",
+        authorization: Some(b"Bearer s3cret"),
+        ..Head::default()
+    };
+    let (status, body) = run(
+        &svc,
+        &Head {
+            authorization: None,
+            ..infer
+        },
+        "{}",
+        never,
+    );
+    assert_eq!((status, body["error"].is_string()), (401, true), "{body}");
+    let request = r#"{"id": "7", "inputs": [
+        {"name": "x", "shape": [1], "datatype": "FP64", "data": [1.5]},
+        {"name": "y", "shape": [1], "datatype": "INT32", "data": [2]}]}"#;
+    let (status, body) = run(&svc, &infer, request, |calls| {
+        let args = &calls[0];
+        assert_eq!(
+            args.keywords,
+            vec![("x".to_string(), num(1.5)), ("y".to_string(), Json::Int(2))]
+        );
+        Ok(vec![b"3.5".to_vec()])
+    });
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"model_name": "add", "model_version": "1", "id": "7", "outputs": [
+            {"name": "output-0", "datatype": "FP64", "shape": [1], "data": [3.5]}]})
+    );
+    // The schema still applies: a string for `x` is a 400 naming the input.
+    let bad = r#"{"inputs": [{"name": "x", "shape": [1], "datatype": "BYTES", "data": ["a"]}]}"#;
+    let (status, body) = run(&svc, &infer, bad, never);
+    assert_eq!(status, 400);
+    assert!(
+        body["error"].as_str().unwrap().starts_with("input `x`: "),
+        "{body}"
+    );
+    let (status, body) = run(&svc, &infer, request, |_| {
+        Err(CallError::Raised {
+            kind: "ValueError".into(),
+            message: "no".into(),
+            traceback: None,
+        })
+    });
+    assert_eq!((status, body), (500, json!({"error": "no"})));
+    let text = String::from_utf8(svc.metrics().render().into_bytes()).unwrap();
+    assert!(
+        text.contains("route=\"/v2/models/add/infer\",status=\"200\"} 1"),
+        "{text}"
+    );
+    svc.drain();
+    assert_eq!(
+        run(&svc, &get("/v2/models/add/ready"), "", never),
+        (503, json!({"name": "add", "ready": false}))
+    );
+}
