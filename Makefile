@@ -45,8 +45,8 @@ lint-rust: ## rustfmt and clippy
 
 .PHONY: lint-python
 lint-python: $(VENV)/.deps ## ruff and mypy (no extension build needed)
-	$(BIN)/ruff check python tests bench examples
-	$(BIN)/ruff format --check python tests bench examples
+	$(BIN)/ruff check python tests bench examples fuzz
+	$(BIN)/ruff format --check python tests bench examples fuzz
 	$(BIN)/mypy python/takeout
 
 .PHONY: stubtest
@@ -56,8 +56,8 @@ stubtest: install ## `_core.pyi` against the built extension
 .PHONY: format
 format: $(VENV)/.created ## apply rustfmt and ruff
 	cargo fmt --all
-	$(BIN)/ruff check --fix python tests bench examples
-	$(BIN)/ruff format python tests bench examples
+	$(BIN)/ruff check --fix python tests bench examples fuzz
+	$(BIN)/ruff format python tests bench examples fuzz
 
 # takeout-py's tests embed the venv's interpreter: pyo3 links its libpython, which the test
 # binary then loads from the interpreter's LIBDIR.
@@ -71,12 +71,21 @@ test-rust: $(VENV)/.created ## cargo tests: the pure-Rust core, and takeout-py w
 test-python: install ## pytest (real kernels, venvs and servers)
 	$(PY) -m pytest -q
 
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz
+fuzz: install ## fuzz the pickle scanner, requirement/metadata parsers, manifest reader (FUZZ_SECONDS each)
+	$(PY) fuzz/run.py --seconds $(FUZZ_SECONDS)
+
+.PHONY: fuzz-ci
+fuzz-ci: install ## the short fuzz run CI makes (5 s per target)
+	$(PY) fuzz/run.py --seconds 5
+
 .PHONY: test-fast
 test-fast: build-dev ## pytest without the slow tests, on a debug build
 	$(PY) -m pytest -q -m "not slow"
 
 .PHONY: test
-test: lint test-rust test-python ## everything CI runs
+test: lint test-rust test-python fuzz-ci ## everything CI runs
 
 .PHONY: bench
 bench: install ## benchmarks; ratio tables on stdout

@@ -48,8 +48,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except TakeoutError as err:
         if args.debug:
             raise
-        print(f"takeout: error: {err}", file=sys.stderr)
+        print(f"takeout: error: {printable(str(err))}", file=sys.stderr)
         return 2 if isinstance(err, UsageError) else 1
+
+
+def printable(text: str) -> str:
+    """`text` with control characters written as escapes (`\\x1b`, `\\n`): names and
+    messages from a bundle or a function must not drive the terminal (move the cursor,
+    rewrite the title, hide text) nor forge a line of output."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def print_json(value: Any) -> None:
