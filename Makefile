@@ -26,12 +26,12 @@ $(VENV)/.deps: $(VENV)/.created pyproject.toml
 	touch $@
 
 .PHONY: install
-install: $(VENV)/.created ## build the extension (release) into .venv with the test extras
-	$(BIN)/maturin develop --release --uv --extras test -q
+install: $(VENV)/.created ## build the extension (release) into .venv with the test and ray extras
+	$(BIN)/maturin develop --release --uv --extras test,ray -q
 
 .PHONY: build-dev
 build-dev: $(VENV)/.created ## build the extension in debug mode (compiles in a fraction of the time)
-	$(BIN)/maturin develop --uv --extras test -q
+	$(BIN)/maturin develop --uv --extras test,ray -q
 
 .PHONY: demo
 demo: install ## the main job on the shipped example
