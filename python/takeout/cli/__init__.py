@@ -48,6 +48,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.debug:
             raise
         print(f"takeout: error: {err}", file=sys.stderr)
+        # The slice's warnings, when it failed: usually the explanation.
+        for warning in getattr(err, "warnings", ()):
+            print(f"takeout: warning: {warning}", file=sys.stderr)
         return 2 if isinstance(err, UsageError) else 1
 
 
