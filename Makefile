@@ -9,7 +9,7 @@ export VIRTUAL_ENV := $(abspath $(VENV))
 
 .PHONY: help
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -17,20 +17,40 @@ $(VENV)/.created:
 	$(BIN)/python -m pip install -q "maturin>=1.5,<2" "uv>=0.4"
 	touch $@
 
+# The dependencies and test extras without building the extension: enough for ruff and for mypy,
+# which reads the extension's types from `_core.pyi`.
+$(VENV)/.deps: $(VENV)/.created pyproject.toml
+	$(BIN)/uv pip install -q --python $(PY) -r pyproject.toml --extra test
+	touch $@
+
 .PHONY: install
 install: $(VENV)/.created ## build the extension (release) into .venv with the test extras
 	$(BIN)/maturin develop --release --uv --extras test -q
+
+.PHONY: build-dev
+build-dev: $(VENV)/.created ## build the extension in debug mode (compiles in a fraction of the time)
+	$(BIN)/maturin develop --uv --extras test -q
 
 .PHONY: demo
 demo: install ## the main job on the shipped example
 	$(PY) examples/demo.py
 
 .PHONY: lint
-lint: install ## rustfmt, clippy, ruff, stubtest
+lint: lint-rust lint-python stubtest ## every check of the code, without running it
+
+.PHONY: lint-rust
+lint-rust: ## rustfmt and clippy
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+
+.PHONY: lint-python
+lint-python: $(VENV)/.deps ## ruff and mypy (no extension build needed)
 	$(BIN)/ruff check python tests bench examples
 	$(BIN)/ruff format --check python tests bench examples
+	$(BIN)/mypy python/takeout
+
+.PHONY: stubtest
+stubtest: install ## `_core.pyi` against the built extension
 	$(PY) -m mypy.stubtest takeout._core --ignore-missing-stub
 
 .PHONY: format
@@ -39,19 +59,28 @@ format: $(VENV)/.created ## apply rustfmt and ruff
 	$(BIN)/ruff check --fix python tests bench examples
 	$(BIN)/ruff format python tests bench examples
 
+# takeout-py's tests embed the venv's interpreter: pyo3 links its libpython, which the test
+# binary then loads from the interpreter's LIBDIR.
 .PHONY: test-rust
-test-rust: ## cargo tests of the pure-Rust core
-	cargo test --workspace --exclude takeout-py
+test-rust: $(VENV)/.created ## cargo tests: the pure-Rust core, and takeout-py with a real interpreter
+	PYO3_PYTHON=$(abspath $(PY)) \
+	LD_LIBRARY_PATH="$$($(PY) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}" \
+	cargo test --workspace
 
 .PHONY: test-python
 test-python: install ## pytest (real kernels, venvs and servers)
 	$(PY) -m pytest -q
+
+.PHONY: test-fast
+test-fast: build-dev ## pytest without the slow tests, on a debug build
+	$(PY) -m pytest -q -m "not slow"
 
 .PHONY: test
 test: lint test-rust test-python ## everything CI runs
 
 .PHONY: bench
 bench: install ## benchmarks; ratio tables on stdout
+	$(BIN)/uv pip install -q --python $(PY) -r pyproject.toml --extra bench
 	$(PY) bench/deps.py
 	$(PY) bench/bundle.py
 	$(PY) bench/notebook.py

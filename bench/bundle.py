@@ -36,29 +36,16 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from _util import log, wall  # noqa: E402  (after the path is set)
+
 TAKEOUT = str(Path(sys.executable).with_name("takeout"))
-
-
-def log(message: str) -> None:
-    print(f"· {message}", file=sys.stderr, flush=True)
-
-
-def wall(cmd: list[str], repeat: int, env: dict[str, str] | None = None) -> float:
-    """Median wall time of `cmd` run `repeat` times (one warm-up run first)."""
-    subprocess.run(cmd, check=True, capture_output=True, env=env)
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True, env=env)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 # ── 1. cold start ─────────────────────────────────────────────────────────────────────────
 
 
 def cold_start(work: Path, repeat: int) -> list[dict[str, Any]]:
-    from tests.conftest import EXAMPLES, notebook_cells, run_cells
+    from tests.support import EXAMPLES, notebook_cells, run_cells
 
     import takeout
 
@@ -147,7 +134,7 @@ def memory_kb(pid: int) -> tuple[int, int]:
 def big_closure(work: Path, mb: int, repeat: int, workers: int) -> dict[str, Any]:
     import cloudpickle
     import numpy as np
-    from tests.conftest import run_cells
+    from tests.support import run_cells
 
     import takeout
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import _functions as corpus
+from _util import log, median_time, table
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -64,20 +65,6 @@ TARGET_WARM_MS = 20.0
 TARGET_VS_MLFLOW = 50.0
 TARGET_INDEX_SPEEDUP = 10.0
 TARGET_BIG_RATIO = 2.0
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def median_time(fn: Callable[[], Any], repeat: int) -> float:
-    """Median seconds of `repeat` calls (each timed alone, so one slow call cannot skew it)."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def cpu_idle_share(seconds: float = 1.0) -> float | None:
@@ -523,20 +510,6 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         }
     )
     return rows
-
-
-def table(headers: list[str], rows: list[list[str]], right: frozenset[int] = frozenset()) -> str:
-    widths = [
-        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
-    ]
-
-    def line(cells: list[str]) -> str:
-        out = [
-            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
-        ]
-        return "  ".join(out).rstrip()
-
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
 
 
 def fmt(value: float | None, digits: int = 2, suffix: str = "") -> str:

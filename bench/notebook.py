@@ -28,23 +28,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+from _util import log, median_time, table
 
 TAKEOUT = [sys.executable, "-m", "takeout.cli"]
 TARGET_SLICE_MS = 50.0
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def median_time(fn: Callable[[], Any], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def notebook_json(cells: list[str]) -> str:
@@ -221,15 +210,9 @@ def run_pack(runs: int, sleep: float) -> dict[str, Any]:
 # ── report ──────────────────────────────────────────────────────────────────────────────────
 
 
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
-        )
-
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
+def numbers_table(headers: list[str], rows: list[list[str]]) -> str:
+    """A table whose first column is text and the others figures (aligned right)."""
+    return table(headers, rows, right=frozenset(range(1, len(headers))))
 
 
 def print_report(data: dict[str, Any]) -> None:
@@ -240,7 +223,7 @@ def print_report(data: dict[str, Any]) -> None:
         f"\n1. Parse + slice of a generated notebook ({s['cells']} cells, {s['bytes'] // 1024} KiB)"
     )
     print(
-        table(
+        numbers_table(
             ["what", "median", "goal"],
             [
                 [
@@ -264,7 +247,7 @@ def print_report(data: dict[str, Any]) -> None:
         )
         base = p["run_all_s"]
         print(
-            table(
+            numbers_table(
                 ["what (kernel start-up included)", "median", "vs running everything"],
                 [
                     ["nbclient: execute every cell (no pack)", f"{base:.1f} s", "1.0×"],

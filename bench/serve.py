@@ -19,6 +19,11 @@ at concurrency 1 (the server's own time per `POST /call`, from its latency histo
 the bare call), and its cold start (process start to the first 200 of `POST /call`)
 against the function's own import time (a process that only unpickles function.pkl).
 
+`--blas` measures only the BLAS thread limit instead: a function doing three 100×100 matrix
+products on a ~5 KB JSON input (300 floats), served with the libraries' own thread count
+(`--blas-threads 0`: one BLAS thread per core, what every server but Ray gets) against
+takeout's default (each worker's share of the CPUs) and one thread, at c=1/8/64.
+
 Tables go to stdout, progress to stderr; `--json` prints the raw figures instead. The load
 generator runs on the same machine, as in ANCHORS.md: on two cores it takes one of them.
 """
@@ -45,6 +50,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 TOOLS = ROOT / ".bench-tools"
 sys.path.insert(0, str(ROOT))
+
+from _util import log, wall  # noqa: E402  (after the path is set)
 
 SAMPLE = [0.5, 0.5]
 BODY = json.dumps({"sample": SAMPLE})
@@ -117,10 +124,6 @@ async def app(scope, protocol):
 """
 
 UNPICKLE = "import pickle, sys\nwith open(sys.argv[1], 'rb') as fh: pickle.load(fh)"
-
-
-def log(message: str) -> None:
-    print(f"· {message}", file=sys.stderr, flush=True)
 
 
 # ── the load generator ──────────────────────────────────────────────────────────────────────
@@ -382,16 +385,6 @@ def bare_call(bundle: Path, repeat: int = 20000) -> float:
     return statistics.median(times)
 
 
-def wall(cmd: list[str], repeat: int) -> float:
-    subprocess.run(cmd, check=True, capture_output=True)
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def cold_start(bundle: Path, work: Path, repeat: int) -> dict[str, float]:
     """Process start to the first 200 of `POST /call`, against the function's own imports."""
     imports = wall([sys.executable, "-c", UNPICKLE, str(bundle / "function.pkl")], repeat)
@@ -410,8 +403,94 @@ def cold_start(bundle: Path, work: Path, repeat: int) -> dict[str, float]:
     return out
 
 
+BLAS_CELL = """
+import numpy as np
+
+W = np.random.default_rng(0).standard_normal((100, 100))
+
+def blas_heavy(sample):
+    a = np.resize(np.asarray(sample, dtype=float), (100, 100))
+    b = a @ W
+    c = b @ W.T
+    return float(np.trace(c @ a))
+"""
+
+
+def measure_blas(args: argparse.Namespace) -> dict[str, Any]:
+    from tests.support import run_cells
+
+    import takeout
+
+    work = Path(tempfile.mkdtemp(prefix="takeout-bench-blas-"))
+    sample = [round(0.001 * i + 0.123456789012, 12) for i in range(300)]
+    body = json.dumps({"sample": sample})
+    script = work / "blas.lua"
+    script.write_text(
+        f"wrk.method = \"POST\"\nwrk.body = '{body}'\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("bench/serve.py --blas needs wrk: apt-get install -y wrk")
+    result: dict[str, Any] = {"body_bytes": len(body), "duration_s": args.duration, "runs": []}
+    try:
+        fn = run_cells(BLAS_CELL)["blas_heavy"]
+        bundle = takeout.pack(fn, work / "blas_heavy.takeout", overwrite=True).path
+        for workers, blas in [(1, "0"), (1, "default"), (1, "1"), (2, "0"), (2, "default")]:
+            port = free_port()
+            argv = [sys.executable, "-m", "takeout.cli", "serve", str(bundle), f"--port={port}"]
+            argv.append(f"--workers={workers}")
+            if blas != "default":
+                argv.append(f"--blas-threads={blas}")
+            server = Server(f"blas {blas} ×{workers}", argv, port, {}, work)
+            try:
+                for c in CONCURRENCY:
+                    cmd = [wrk, "-t1", f"-c{c}", "--latency", "-s", str(script)]
+                    subprocess.run([*cmd, "-d1s", server.url + "/call"], capture_output=True)
+                    seconds = max(1, round(args.duration))
+                    done = subprocess.run(
+                        [*cmd, f"-d{seconds}s", server.url + "/call"],
+                        capture_output=True,
+                        text=True,
+                        timeout=seconds + 60,
+                    )
+                    found = re.search(r"Requests/sec:\s+([\d.]+)", done.stdout)
+                    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", done.stdout)
+                    rps = float(found.group(1)) if found else 0.0
+                    log(f"blas_heavy · --blas-threads {blas} ×{workers} · c={c}: {rps:,.0f} req/s")
+                    result["runs"].append(
+                        {"workers": workers, "blas": blas, "c": c, "rps": rps, "non_2xx": bool(bad)}
+                    )
+            finally:
+                server.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def report_blas(result: dict[str, Any]) -> str:
+    lines = [
+        f"BLAS threads · blas_heavy, {result['body_bytes']} B body, "
+        f"{result['duration_s']} s per run, wrk on the same cores · req/s",
+        f"| workers | --blas-threads | {' | '.join(f'c={c}' for c in CONCURRENCY)} |",
+        "|---|---|" + "---:|" * len(CONCURRENCY),
+    ]
+    for workers, blas in [(1, "0"), (1, "default"), (1, "1"), (2, "0"), (2, "default")]:
+        cells = []
+        for c in CONCURRENCY:
+            run = next(
+                r
+                for r in result["runs"]
+                if r["workers"] == workers and r["blas"] == blas and r["c"] == c
+            )
+            cells.append(f"{run['rps']:,.0f}{'!' if run['non_2xx'] else ''}")
+        name = {"0": "0 (libraries' default)", "default": "default (share)"}.get(blas, blas)
+        lines.append(f"| {workers} | {name} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    from tests.conftest import EXAMPLES, notebook_cells, run_cells
+    from tests.support import EXAMPLES, notebook_cells, run_cells
 
     import takeout
 
@@ -612,7 +691,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="cold starts per figure")
     parser.add_argument("--quick", action="store_true", help="one worker only for the others")
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON")
+    parser.add_argument("--blas", action="store_true", help="only the BLAS thread-limit runs")
     args = parser.parse_args()
+    if args.blas:
+        blas = measure_blas(args)
+        print(json.dumps(blas, indent=2) if args.json else report_blas(blas))
+        return
     result = measure(args)
     if args.json:
         json.dump(result, sys.stdout, indent=2)

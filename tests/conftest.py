@@ -1,33 +1,15 @@
-"""Shared helpers: run source the way a notebook cell runs it."""
+"""The fixtures every test file may use."""
 
 from __future__ import annotations
 
-import json
 import sys
-import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
-
-
-def run_cells(*cells: str) -> dict[str, Any]:
-    """Execute cells in a fresh namespace named `__main__`, as IPython does: functions and
-    classes defined there have `__module__ == "__main__"` and travel by value."""
-    ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
-    for i, cell in enumerate(cells):
-        # dont_inherit: cells must not inherit this file's `from __future__ import annotations`.
-        code = compile(textwrap.dedent(cell), f"<cell {i}>", "exec", dont_inherit=True)
-        exec(code, ns)
-    return ns
-
-
-def notebook_cells(path: Path) -> list[str]:
-    nb = json.loads(path.read_text())
-    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+from .support import EXAMPLES, notebook_cells, run_cells
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +19,7 @@ def seed() -> dict[str, Any]:
 
 
 @pytest.fixture
-def local_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def local_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A notebook folder on sys.path, whose modules are forgotten after the test."""
     monkeypatch.syspath_prepend(str(tmp_path))
     before = set(sys.modules)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import pickle
@@ -15,9 +16,15 @@ import pytest
 
 import takeout
 from takeout import _runtime
-from takeout.errors import BundleError, BundleIntegrityError, TakeoutError, UsageError
+from takeout.errors import (
+    BundleError,
+    BundleIntegrityError,
+    ExampleError,
+    TakeoutError,
+    UsageError,
+)
 
-from .conftest import run_cells
+from .support import run_cells
 
 
 @pytest.fixture
@@ -126,7 +133,7 @@ def test_overwrite_never_deletes_a_directory_that_is_not_a_bundle(tmp_path: Path
 
 def test_an_error_leaves_no_half_written_bundle(tmp_path: Path) -> None:
     ns = run_cells("def inverse(x):\n    return 1 / x")
-    with pytest.raises(BundleError, match=r"example 2 raised ZeroDivisionError"):
+    with pytest.raises(ExampleError, match=r"example 2 raised ZeroDivisionError"):
         takeout.pack(ns["inverse"], tmp_path / "inv.takeout", examples=[(1,), (0,)])
     assert list(tmp_path.iterdir()) == []
 
@@ -202,6 +209,19 @@ def test_async_functions_and_generators_are_settled(tmp_path: Path) -> None:
 # ── large buffers: out-of-band, memory-mapped ──────────────────────────────────────────────
 
 
+def _mapped_file(address: int) -> str:
+    """The file mapped at `address` in this process ("" for anonymous memory)."""
+    maps = Path("/proc/self/maps")
+    if not maps.exists():
+        pytest.skip("no /proc/self/maps to read the mappings from")
+    for line in maps.read_text().splitlines():
+        fields = line.split(maxsplit=5)
+        low, high = (int(x, 16) for x in fields[0].split("-"))
+        if low <= address < high:
+            return fields[5] if len(fields) == 6 else ""
+    return ""
+
+
 def test_large_arrays_go_to_buffer_files_and_load_mapped(tmp_path: Path) -> None:
     ns = run_cells(
         """
@@ -218,8 +238,9 @@ def test_large_arrays_go_to_buffer_files_and_load_mapped(tmp_path: Path) -> None
     assert (tmp_path / "b.takeout" / "function.pkl").stat().st_size < 100_000
     fn = takeout.load(bundle.path)
     assert fn(7) == 8.0
-    weights = fn.__globals__["weights"]
-    assert isinstance(weights.base, memoryview) or weights.base is not None
+    weights = fn.__wrapped__.__globals__["weights"]  # load wraps it: the JSON conversions
+    # The array's memory is the buffer file itself, not a copy read into the heap.
+    assert _mapped_file(weights.ctypes.data) == str((bundle.path / "buffers/0000.bin").resolve())
     weights[0] = -1.0  # copy-on-write: the process may write, the file does not change
     assert takeout.load(bundle.path)(0) == 1.0
 
@@ -345,7 +366,8 @@ def test_a_buffer_must_be_a_hashed_file(tmp_path: Path) -> None:
 
 
 def test_runtime_imports_only_the_standard_library() -> None:
-    # -S: no site-packages, as in the clean venv where takeout itself is not installed.
+    # -S: no site-packages, as in the clean venv where takeout itself is not installed; the
+    # runtime loads the type table from beside itself (and nothing else).
     code = (
         "import sys, runpy; before = set(sys.modules);"
         f"runpy.run_path({_runtime.__file__!r});"
@@ -355,7 +377,7 @@ def test_runtime_imports_only_the_standard_library() -> None:
     out = subprocess.run(
         [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True
     )
-    assert out.stdout.strip() == "[]"
+    assert out.stdout.strip() == "['takeout_types']"
 
 
 def test_pack_does_not_leave_cwd_files(tmp_path: Path) -> None:
@@ -363,3 +385,24 @@ def test_pack_does_not_leave_cwd_files(tmp_path: Path) -> None:
     before = set(os.listdir(tmp_path))
     takeout.pack(ns["f"], tmp_path / "f.takeout")
     assert set(os.listdir(tmp_path)) - before == {"f.takeout"}
+
+
+def test_pack_an_async_function_inside_a_running_event_loop(tmp_path: Path) -> None:
+    ns = run_cells("async def double(x):\n    return 2 * x")
+
+    async def in_a_cell() -> takeout.Bundle:  # a Jupyter cell runs inside an event loop
+        return takeout.pack(ns["double"], tmp_path / "d.takeout", examples=[(21,)])
+
+    bundle = asyncio.run(in_a_cell())
+    assert bundle.manifest["examples"][0]["output"] == 42
+
+
+def test_overwrite_keeps_a_directory_with_someone_elses_manifest(tmp_path: Path) -> None:
+    webapp = tmp_path / "webapp"
+    webapp.mkdir()
+    (webapp / "manifest.json").write_text('{"name": "my pwa", "start_url": "/"}')
+    (webapp / "index.html").write_text("<html></html>")
+    ns = run_cells("def f():\n    return 1")
+    with pytest.raises(UsageError, match="is not a takeout bundle; refusing to replace it"):
+        takeout.pack(ns["f"], webapp, overwrite=True)
+    assert (webapp / "index.html").exists()

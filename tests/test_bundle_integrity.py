@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+import takeout
 from takeout import _core
 from takeout.errors import BundleError, BundleIntegrityError, TakeoutError
+
+from .support import run_cells
 
 FILES = ["function.pkl", "buffers/0000.bin", "requirements.txt"]
 
@@ -111,3 +116,28 @@ def test_signed_without_key_and_unsigned_with_key(bundle: Path) -> None:
     m["signature"] = _core.sign_manifest(json.dumps(m), b"secret")
     with pytest.raises(BundleIntegrityError, match="TAKEOUT_SIGNING_KEY"):
         _core.check_signature(json.dumps(m), None)
+
+
+def test_a_damaged_manifest_is_one_sentence(tmp_path: Path) -> None:
+    ns = run_cells("import numpy as np\nw = np.zeros(200_000)\ndef f():\n    return float(w[0])")
+    bundle = takeout.pack(ns["f"], tmp_path / "b.takeout")
+    original = (bundle.path / "manifest.json").read_text()
+    for damage in (
+        lambda m: m["buffers"][0].update(file=["x"]),
+        lambda m: m.update(buffers=3),
+        lambda m: m.update(python="3.11"),
+        lambda m: m["buffers"][0].pop("size"),
+        lambda m: m["files"].update({"function.pkl": "/etc/passwd"}),
+    ):
+        manifest = json.loads(original)
+        damage(manifest)
+        (bundle.path / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(BundleIntegrityError, match="is damaged"):
+            takeout.load(bundle.path)
+        out = subprocess.run(
+            [sys.executable, "-m", "takeout.cli", "call", str(bundle.path), "[]"],
+            capture_output=True,
+            text=True,
+        )
+        assert out.returncode == 1 and "Traceback" not in out.stderr
+        assert "is damaged" in out.stderr and "the function raised" not in out.stderr

@@ -11,7 +11,7 @@ import pytest
 
 import takeout
 
-from .conftest import run_cells
+from .support import run_cells
 
 WORKER = """
 import sys, takeout

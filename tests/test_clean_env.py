@@ -6,7 +6,6 @@ and nothing extra (the requirement sets are asserted exactly). Real installs wit
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
@@ -16,29 +15,12 @@ from typing import Any
 import pytest
 
 import takeout
-from takeout import _pickling
-from takeout.analysis import analyse, normalize
+from takeout import _runtime
+from takeout._names import normalize
 
-from .conftest import run_cells
+from .support import run_cells
 
 pytestmark = pytest.mark.slow
-
-LOADER = r"""
-import importlib, json, sys
-import cloudpickle
-spec = json.loads(sys.argv[2])
-with open(sys.argv[1], "rb") as fh:
-    payload = cloudpickle.load(fh)
-fn = payload
-if isinstance(payload, tuple):
-    fn, modules = payload
-    for module in modules:
-        sys.modules.setdefault(module.__name__, module)
-for name in spec["loader_imports"]:
-    importlib.import_module(name)
-result = fn(*spec["args"])
-print(json.dumps(result.tolist() if hasattr(result, "tolist") else result))
-"""
 
 
 def _uv() -> str:
@@ -48,32 +30,34 @@ def _uv() -> str:
 
 
 def run_in_clean_venv(fn: Any, args: list[Any], tmp: Path) -> Any:
-    analysis = analyse(fn)
-    report = analysis.report
-    with _pickling.by_value(analysis.by_value):
-        buf = io.BytesIO()
-        _pickling.TakeoutPickler(buf).dump(analysis.payload(fn))
-    (tmp / "function.pkl").write_bytes(buf.getvalue())
-    (tmp / "loader.py").write_text(LOADER)
+    """Pack `fn` with `args` as its example, install exactly the bundle's lock in a fresh
+    venv and run the loader the bundle ships with (`takeout/_runtime.py` itself, in isolated
+    mode, from an empty directory): what it returns there."""
+    bundle = takeout.pack(fn, tmp / "fn.takeout", examples=[tuple(args)])
     venv = tmp / "venv"
     subprocess.run([_uv(), "venv", "-q", "--python", sys.executable, str(venv)], check=True)
     python = venv / "bin" / "python"
-    pins = report.lock + report.runtime
+    pins = [*bundle.manifest["lock"], *bundle.manifest["runtime"]]
     subprocess.run([_uv(), "pip", "install", "-q", "--python", str(python), *pins], check=True)
-    spec = json.dumps({"args": args, "loader_imports": report.loader_imports})
+    empty = tmp / "empty"
+    empty.mkdir()
+    result = tmp / "result.json"
     out = subprocess.run(
-        [str(python), "-I", str(tmp / "loader.py"), str(tmp / "function.pkl"), spec],
+        [str(python), "-I", _runtime.__file__, str(bundle.path), str(result)],
         capture_output=True,
         text=True,
-        cwd=tmp,
+        cwd=empty,
     )
     assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
+    ran = json.loads(result.read_text())
+    assert ran["loaded"], ran
+    (example,) = ran["examples"]
+    assert example["ok"], example
+    return example["output"]
 
 
 def _same(fn: Any, args: list[Any], tmp: Path) -> None:
-    local = fn(*args)
-    local = local.tolist() if hasattr(local, "tolist") else local
+    local = _runtime.to_json(fn(*args))
     assert run_in_clean_venv(fn, args, tmp) == json.loads(json.dumps(local))
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 import takeout
-from takeout.errors import TakeoutError, UnpicklableError
+from takeout.errors import ExampleError, TakeoutError, UnpicklableError, UsageError
 
-from .conftest import run_cells
+from .support import run_cells
 
 
 @pytest.mark.parametrize(
@@ -113,3 +116,48 @@ def test_reduce_that_raises_is_reported_with_its_message() -> None:
 def test_not_callable_is_a_clear_error() -> None:
     with pytest.raises(TakeoutError, match="is not callable"):
         takeout.deps(42)  # type: ignore[arg-type]
+
+
+def _inverse(x: float) -> float:
+    return 1 / x
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda api, tmp: api(42), UsageError, r"^`42` is not callable; pass the function"),
+        (
+            lambda api, tmp: api(_inverse, require="numpy"),
+            UsageError,
+            r"^`require` takes a list of strings, not one string; write `require=\['numpy'\]`",
+        ),
+        (
+            lambda api, tmp: api(_inverse, exclude="numpy"),
+            UsageError,
+            r"^`exclude` takes a list of strings",
+        ),
+        (lambda api, tmp: api(_inverse, examples="1"), ExampleError, r"^examples takes a list"),
+        (lambda api, tmp: api(_inverse, examples=[1.0]), ExampleError, r"^example 1 is a float"),
+        (
+            lambda api, tmp: api(_inverse, examples=[(1,), (0,)]),
+            ExampleError,
+            r"^example 2 raised ZeroDivisionError: division by zero; fix the example or",
+        ),
+    ],
+)
+@pytest.mark.parametrize("api", ["deps", "pack"])
+def test_one_mistake_is_one_exception_from_deps_and_pack(
+    api: str, call: Any, error: type[Exception], message: str, tmp_path: Path
+) -> None:
+    def run(*args: Any, **kwargs: Any) -> Any:
+        if api == "pack":
+            kwargs.setdefault("examples", None)
+            return takeout.pack(args[0], tmp_path / "b.takeout", **kwargs)
+        return takeout.deps(*args, **kwargs)
+
+    with pytest.raises(error, match=message) as raised:
+        call(run, tmp_path)
+    assert type(raised.value) is error
+    # A usage mistake: the CLI exits 2 for it (1 is a failed check).
+    assert isinstance(raised.value, UsageError)
+    assert not (tmp_path / "b.takeout").exists()

@@ -8,13 +8,13 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from .conftest import EXAMPLES
+from .support import EXAMPLES
 
 pytestmark = pytest.mark.slow
 
 CELL = """
 import json, takeout
-from takeout.analysis import normalize
+from takeout._names import normalize
 print(json.dumps({
     fn.__name__: sorted(normalize(d.name) for d in takeout.deps(fn).distributions)
     for fn in [f, g, h, km_predict_one, km_predict_two, module_frontier]

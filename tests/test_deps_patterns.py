@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 import takeout
-from takeout.analysis import normalize
+from takeout._names import normalize
 
-from .conftest import run_cells
+from .support import run_cells
 
 
 def needed(report: takeout.Report) -> set[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import takeout
-from takeout.analysis import normalize
+from takeout._names import normalize
 
 
 def needed(report: takeout.Report) -> set[str]:

@@ -97,7 +97,8 @@ def test_pack_serve_call_stop(session: Session) -> None:
     err = stream(session.run(f"%takeout pack score -o {bundle}"), "stderr")
     assert err.startswith("UsageError: ") and "already exists" in err
 
-    out = stream(session.run(f"%takeout serve {bundle} --port 0"), "stdout")
+    # Every `takeout serve` flag is also the magic's.
+    out = stream(session.run(f"%takeout serve {bundle} --port 0 --token s3cret"), "stdout")
     match = re.fullmatch(
         r"serving `score` at (http://127\.0\.0\.1:\d+) \(stop it with %takeout stop\)\n", out
     )
@@ -108,6 +109,11 @@ def test_pack_serve_call_stop(session: Session) -> None:
         data=json.dumps([[2, 3]]).encode(),
         headers={"Content-Type": "application/json"},
     )
+    with pytest.raises(urllib.error.HTTPError) as unauthorized:
+        urllib.request.urlopen(request, timeout=30)
+    assert unauthorized.value.code == 401
+    unauthorized.value.close()  # it holds the connection
+    request.add_header("Authorization", "Bearer s3cret")
     with urllib.request.urlopen(request, timeout=30) as response:
         assert json.loads(response.read()) == {"result": 8.0}
 

@@ -14,7 +14,7 @@ import pytest
 
 import takeout
 
-from .conftest import EXAMPLES
+from .support import EXAMPLES
 from .test_notebook_slice import write_notebook
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ from takeout.cli import main
 from takeout.errors import NotebookError
 from takeout.notebook import slice_notebook, static_deps
 
-from .conftest import EXAMPLES
+from .support import EXAMPLES
 
 KMEANS = EXAMPLES / "kmeans.ipynb"
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 import takeout
-from takeout import _runtime, schema
+from takeout import _runtime, _types, schema
 
-from .conftest import run_cells
+from .support import run_cells
 
 CELL = """
 import dataclasses, datetime, enum, typing
@@ -183,7 +183,7 @@ def test_converter_builds_the_annotated_types(ns: dict[str, Any]) -> None:
     hints = typing.get_type_hints(fn)
     converted = {}
     for name, value in GOOD.items():
-        plan = _runtime._plan(hints[name]) if name in hints else None
+        plan = _types.plan(hints[name]) if name in hints else None
         converted[name] = plan(value) if plan else value
     assert type(converted["color"]).__name__ == "Color"
     assert type(converted["point"]).__name__ == "Point" and converted["point"].y == 0.0
@@ -199,16 +199,21 @@ def test_converter_builds_the_annotated_types(ns: dict[str, Any]) -> None:
 def test_values_of_the_right_type_pass_through(ns: dict[str, Any]) -> None:
     hints = typing.get_type_hints(ns["everything"])
     array = np.zeros(3)
-    assert _runtime._plan(hints["matrix"])(array) is array
+    assert _types.plan(hints["matrix"])(array) is array
     point = ns["Point"](1.0, 2.0)
-    assert _runtime._plan(hints["point"])(point) is point
+    assert _types.plan(hints["point"])(point) is point
 
 
-def test_unannotated_functions_are_not_wrapped() -> None:
+def test_unannotated_functions_only_get_the_tuple_hint() -> None:
     f = run_cells("def f(a, b=1):\n    return a")["f"]
-    assert _runtime.converter(f) is None
+    call = _runtime.converter(f)
+    assert call is not None and call.__wrapped__ is f
+    arg = [1, 2]
+    assert call(arg) is arg  # values are passed through untouched
     g = run_cells("def g(a: int, b: list[str]) -> int:\n    return a")["g"]
-    assert _runtime.converter(g) is None  # JSON values already are ints and lists of str
+    call = _runtime.converter(g)
+    assert call is not None and call(1, ["x"]) == 1  # JSON values already are ints and lists
+    assert _runtime.converter(run_cells("def h():\n    return 1")["h"]) is None
 
 
 def test_pack_and_load_a_typed_function(ns: dict[str, Any], tmp_path: Path) -> None:
@@ -232,3 +237,85 @@ def test_pack_and_load_a_typed_function(ns: dict[str, Any], tmp_path: Path) -> N
     fn = takeout.load(bundle.path)
     assert fn([1, 2, 3], {"rows": 3, "scale": 2.0}) == 12.0
     assert fn(np.array([1.0, 1.0]), typed["Query"](rows=1)) == 1.0
+
+
+def test_recursive_dataclasses_convert_and_describe(tmp_path: Path) -> None:
+    ns = run_cells(
+        """
+        from __future__ import annotations
+        import dataclasses
+        @dataclasses.dataclass
+        class Node:
+            value: int
+            children: list[Node] = dataclasses.field(default_factory=list)
+        def total(tree: Node) -> int:
+            return tree.value + sum(total(c) for c in tree.children)
+        """
+    )
+    tree = {"value": 1, "children": [{"value": 2, "children": [{"value": 3}]}]}
+    bundle = takeout.pack(ns["total"], tmp_path / "t.takeout", examples=[(tree,)])
+    assert bundle.manifest["examples"][0]["output"] == 6
+    defs = bundle.manifest["function"]["schema"]["$defs"]
+    assert defs["Node"]["properties"]["children"]["items"] == {"$ref": "#/$defs/Node"}
+    assert takeout.load(bundle.path)(tree) == 6
+
+
+def test_literal_and_enum_values_become_json() -> None:
+    ns = run_cells(
+        """
+        import enum, datetime
+        from typing import Literal
+        class Color(enum.Enum):
+            RED = "red"
+        class Day(enum.Enum):
+            NEW_YEAR = datetime.date(2024, 1, 1)
+        def f(c: Literal[Color.RED], d: Day, b: Literal[b"x"]):
+            return 1
+        """
+    )
+    described = schema.describe(ns["f"])
+    props = described["schema"]["properties"]
+    assert props["c"] == {"enum": ["red"]}
+    assert described["schema"]["$defs"]["Day"] == {"enum": ["2024-01-01"]}
+    assert props["b"] == {"enum": ["eA=="]}  # bytes are base64
+    json.dumps(described)
+    plans = [_types.plan(typing.get_type_hints(ns["f"])[name]) for name in "cdb"]
+    got = [plan(value) for plan, value in zip(plans, ["red", "2024-01-01", "eA=="])]
+    assert got == [ns["Color"].RED, ns["Day"].NEW_YEAR, b"x"]  # the members themselves
+
+
+def test_two_classes_with_one_name_get_two_definitions() -> None:
+    ns = run_cells(
+        """
+        import dataclasses
+        def make(field):
+            return dataclasses.make_dataclass("Item", [(field, int)])
+        A, B = make("a"), make("b")
+        def f(x: A, y: B):
+            return 1
+        """
+    )
+    described = schema.describe(ns["f"])
+    props = described["schema"]["properties"]
+    assert props["x"] != props["y"]
+    defs = described["schema"]["$defs"]
+    assert defs["Item"]["required"] == ["a"] and defs["Item2"]["required"] == ["b"]
+
+
+def test_polars_frames_are_one_table_entry() -> None:
+    import polars as pl
+
+    ns = run_cells(
+        "import polars as pl\n"
+        "def total(rows: pl.DataFrame, weights: pl.Series) -> pl.DataFrame:\n"
+        "    return rows.with_columns(w=weights)"
+    )
+    described = schema.describe(ns["total"])
+    props = described["schema"]["properties"]
+    assert props["rows"] == {"type": "array", "items": {"type": "object"}}
+    assert props["weights"] == {"type": "array"}
+    call = _runtime.converter(ns["total"])
+    assert call is not None
+    out = call([{"a": 1}, {"a": 2}], [0.5, 1.5])
+    assert isinstance(out, pl.DataFrame)
+    assert _runtime.to_json(out) == [{"a": 1, "w": 0.5}, {"a": 2, "w": 1.5}]

@@ -24,8 +24,9 @@ import httpx
 import pytest
 
 import takeout
+from takeout.serving.config import OPTIONS
 
-from .conftest import run_cells
+from .support import run_cells
 
 pytestmark = pytest.mark.slow
 
@@ -135,13 +136,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-OPTION_ENV = {
-    "--timeout": "TAKEOUT_TIMEOUT",
-    "--max-concurrency": "TAKEOUT_MAX_CONCURRENCY",
-    "--max-body": "TAKEOUT_MAX_BODY",
-    "--body-timeout": "TAKEOUT_BODY_TIMEOUT",
-    "--threads": "TAKEOUT_THREADS",
-}
+# Each `takeout serve` flag's environment variable, which configures the ASGI factory.
+OPTION_ENV = {option.flag: option.env for option in OPTIONS}
 
 
 def serve(transport: str, bundle: Path, *options: str, token: str = "", **kw: Any) -> Served:
@@ -155,12 +151,10 @@ def serve(transport: str, bundle: Path, *options: str, token: str = "", **kw: An
     uvicorn_args: list[str] = []
     for option in options:
         name, _, value = option.partition("=")
-        if name in OPTION_ENV:
-            env[OPTION_ENV[name]] = value
-        elif name == "--debug":
-            env["TAKEOUT_DEBUG"] = "1"
-        elif name == "--workers":
+        if name == "--workers":
             uvicorn_args.append(option)
+        elif name in OPTION_ENV:
+            env[OPTION_ENV[name]] = value or "1"  # a switch (`--debug`) has no value
         else:
             raise ValueError(f"no uvicorn equivalent for {option}")
     port = free_port()

@@ -12,7 +12,7 @@ import pytest
 
 import takeout
 
-from .conftest import run_cells
+from .support import run_cells
 
 pytestmark = pytest.mark.slow
 
@@ -134,3 +134,17 @@ def test_cli_errors_are_one_sentence(tmp_path: Path) -> None:
         assert len(lines) == 1 and message in lines[0], out.stderr
         assert lines[0].startswith("takeout: error: ")
     assert _cli("call", str(bundle.path), "[4]").stdout.strip() == "0.25"
+
+
+@pytest.mark.slow
+def test_verify_a_chatty_signed_function(tmp_path: Path) -> None:
+    ns = run_cells("import sys\ndef f(x):\n    sys.stdout.write('working...')\n    return x + 1")
+    bundle = takeout.pack(ns["f"], tmp_path / "f.takeout", examples=[(1,)], signing_key="k")
+    result = takeout.verify(bundle.path, signing_key="k")
+    assert result.ok, str(result)
+    out = subprocess.run(
+        [sys.executable, "-m", "takeout.cli", "verify", str(bundle.path), "--signing-key", "k"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr

@@ -4,6 +4,8 @@ from collections.abc import Callable, Sequence
 from types import CodeType
 from typing import Any, Literal, Optional, Union, final
 
+from .serving.config import ServeConfig
+
 __version__: str
 
 # ── pickle scanner ──────────────────────────────────────────────────────────────────────────
@@ -162,24 +164,12 @@ class App:
     the manifest's JSON Schema, metrics, OpenAPI and the index page, all in Rust.
 
     `function` receives plain JSON-derived arguments; `manifest_json` is the bundle manifest as
-    JSON text. Raises `takeout.errors.ServeError` for a manifest or option it cannot serve.
+    JSON text; `config` is read whole (`crates/takeout-py/src/config.rs`). Raises
+    `takeout.errors.ServeError` for a manifest or option it cannot serve.
     """
 
     def __new__(
-        cls,
-        function: Callable[..., Any],
-        manifest_json: str,
-        *,
-        token: Optional[str] = None,
-        max_body: int = 10485760,
-        timeout: float = 60.0,
-        max_concurrency: int = 1024,
-        max_depth: int = 64,
-        debug: bool = False,
-        threads: int = 8,
-        log_format: str = "text",
-        access_log: bool = False,
-        quiet: bool = False,
+        cls, function: Callable[..., Any], manifest_json: str, config: ServeConfig
     ) -> App: ...
     @property
     def name(self) -> str: ...
@@ -192,6 +182,10 @@ class App:
         self, method: str, path: str, headers: Sequence[tuple[bytes, bytes]]
     ) -> Union[_Response, Exchange]:
         """Answer from the request head alone, or return an `Exchange` that needs the body."""
+    def set_worker(self, slot: int) -> bool:
+        """In forked worker `slot`: count metrics into its block of the memory shared by the
+        `workers` processes, so any worker's `/metrics` shows every worker. False when
+        `workers` was 1 or `slot` is past it."""
     def drain(self) -> None:
         """From now on `/readyz` answers 503."""
     def close(self) -> None:
@@ -214,28 +208,14 @@ class Exchange:
 
 @final
 class Server:
-    """`app` served over HTTP/1.1 by hyper on threads of its own; binds and starts at once.
+    """`app` served over HTTP/1.1 by hyper on threads of its own; binds `config.host` and
+    `config.port` and starts at once, with `config`'s I/O threads, grace and body timeout.
 
     `reuse_port` sets SO_REUSEPORT so that several worker processes can share the port.
-    `spin` polls briefly (yielding the CPU) for the next call and for a lone call's outcome
-    instead of sleeping: a wake-up saved per request at low load, tens of microseconds on a
-    virtual CPU.
     Raises `takeout.errors.ServeError` when the address cannot be bound.
     """
 
-    def __new__(
-        cls,
-        app: App,
-        host: str = "127.0.0.1",
-        port: int = 8000,
-        *,
-        reuse_port: bool = False,
-        io_threads: int = 1,
-        grace: float = 30.0,
-        header_timeout: float = 30.0,
-        body_timeout: float = 30.0,
-        spin: bool = True,
-    ) -> Server: ...
+    def __new__(cls, app: App, config: ServeConfig, *, reuse_port: bool = False) -> Server: ...
     @property
     def host(self) -> str: ...
     @property

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import platform
 import sys
 import sysconfig
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal, Optional
 
-from . import _core
+from . import _core, _markers
 from ._stdlib import STDLIB_MODULE_NAMES
+from .report import LockEntry
 
 Origin = Literal["stdlib", "builtin", "distribution", "local", "unresolved"]
 
@@ -127,7 +128,7 @@ def _module_file(module: object) -> Optional[str]:
 
 
 def _fingerprint() -> tuple[object, ...]:
-    stamps = []
+    stamps: list[Optional[int]] = []
     for entry in sys.path:
         try:
             stamps.append(os.stat(entry or ".").st_mtime_ns)
@@ -152,21 +153,34 @@ def current() -> Environment:
 @lru_cache(maxsize=1)
 def marker_values() -> dict[str, str]:
     """PEP 508 marker values of this interpreter (what `Requires-Dist` markers test)."""
-    impl = sys.implementation
-    info = impl.version
-    impl_version = f"{info.major}.{info.minor}.{info.micro}"
-    if info.releaselevel != "final":
-        impl_version += f"{info.releaselevel[0]}{info.serial}"
-    return {
-        "implementation_name": impl.name,
-        "implementation_version": impl_version,
-        "os_name": os.name,
-        "platform_machine": platform.machine(),
-        "platform_python_implementation": platform.python_implementation(),
-        "platform_release": platform.release(),
-        "platform_system": platform.system(),
-        "platform_version": platform.version(),
-        "python_full_version": platform.python_version(),
-        "python_version": "{}.{}".format(*sys.version_info[:2]),
-        "sys_platform": sys.platform,
-    }
+    return _markers.marker_values()
+
+
+def lock(
+    index: _core.EnvIndex,
+    roots: Sequence[tuple[int, Collection[str]]],
+    markers: dict[str, str],
+    skip: Collection[str] = (),
+) -> tuple[list[LockEntry], list[str], list[str]]:
+    """The lock of `roots` (distribution ids and their extras) under `markers`: its entries
+    (less the normalized names in `skip`), the requirements it could not satisfy and the
+    `Requires-Dist` lines it could not read, each as one sentence."""
+    if not roots:
+        return [], [], []
+    closure = index.lock([(i, sorted(extras)) for i, extras in roots], markers)
+    entries = []
+    for dist_id, _extras, required_by in closure.packages:
+        d = index.distribution(dist_id)
+        if d.normalized not in skip:
+            entries.append(LockEntry(d.name, d.version, tuple(required_by)))
+    missing = [
+        f"`{req}` (required by {by}) is not satisfied"
+        + (f": {installed} is installed" if installed else ": it is not installed")
+        for req, by, installed in closure.missing
+    ]
+    unreadable = [
+        f"`{req}` (Requires-Dist of {by}) is not a valid requirement ({reason}); "
+        "it was left out of the lock, add it with `require=` if it is needed"
+        for req, by, reason in closure.unparsable
+    ]
+    return entries, missing, unreadable

@@ -28,13 +28,36 @@ if TYPE_CHECKING:
 FORMAT = "takeout/1"
 MANIFEST = "manifest.json"
 PAYLOAD = "function.pkl"
+#: The file name `verify` gives this module in the clean venv; the type table keeps its own
+#: name there, beside it, where the standalone copy looks for it.
+RUNTIME_FILE = "takeout_runtime.py"
+TYPES_FILE = "_types.py"
 
 try:  # inside takeout; the standalone copy in a clean venv has no takeout to import
+    from takeout import _types
     from takeout.errors import BundleError as _BundleError
 except ImportError:  # pragma: no cover - exercised by `takeout verify` in the clean venv
 
     class _BundleError(Exception):  # type: ignore[no-redef]
         pass
+
+    def _beside(file: str) -> Any:
+        # `verify` copies the type table next to this file; `-I` keeps the script's own
+        # directory off sys.path, so it is loaded by path.
+        import importlib.util
+
+        name = "takeout_types"
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(file))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # its NamedTuple and classes resolve their module by name
+        spec.loader.exec_module(module)
+        return module
+
+    _types = _beside(TYPES_FILE)
+
+NotJSON = _types.NotJSON
+to_json = _types.to_json
 
 
 # ── manifest ──────────────────────────────────────────────────────────────────────────────
@@ -168,26 +191,32 @@ def _parameters(fn: Callable[..., Any]) -> list[inspect.Parameter]:
 
 
 def converter(fn: Callable[..., Any]) -> Optional[Callable[..., Any]]:
-    """A wrapper that turns JSON-shaped arguments into the types `fn` annotates (lists into
-    numpy arrays, objects into dataclasses or pydantic models, ISO strings into datetimes),
-    or None when no parameter needs it. Values already of the right type pass through, so
-    the wrapper is harmless for Python callers."""
+    """A wrapper that turns JSON-shaped arguments into what `fn` expects, by the type table:
+    the annotated types (lists into numpy arrays or tuples, objects into dataclasses or
+    pydantic models, ISO strings into datetimes), and tuples where a parameter's default is
+    a tuple. Values already of the right type pass through, so the wrapper is harmless for
+    Python callers. None for a function without parameters."""
     if not getattr(fn, "__annotations__", None) and not hasattr(fn, "__wrapped__"):
-        return None  # nothing to convert to, and no need to import inspect and typing
+        # Nothing annotated: no need to import inspect and typing (start-up is budgeted).
+        if not _has_tuple_default(fn):
+            return _hinting(fn) if _takes_arguments(fn) else None
     import inspect
     import typing
 
     try:
         signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return _hinting(fn)
+    try:
         hints = typing.get_type_hints(fn)
-    except Exception:
-        return None
+    except Exception:  # unresolvable forward references: defaults still say tuple
+        hints = {}
     plans: dict[str, Callable[[Any], Any]] = {}
     var_positional = None
     for param in signature.parameters.values():
-        if param.name not in hints:
-            continue
-        plan = _plan(hints[param.name])
+        plan = _types.plan(hints[param.name]) if param.name in hints else None
+        if plan is None and isinstance(param.default, tuple):
+            plan = _like(param.default)
         if plan is None:
             continue
         if param.kind is param.VAR_POSITIONAL:
@@ -197,7 +226,7 @@ def converter(fn: Callable[..., Any]) -> Optional[Callable[..., Any]]:
         else:
             plans[param.name] = plan
     if not plans and var_positional is None:
-        return None
+        return _hinting(fn) if signature.parameters else None
 
     import functools
 
@@ -211,263 +240,106 @@ def converter(fn: Callable[..., Any]) -> Optional[Callable[..., Any]]:
                 inspect.Parameter.VAR_POSITIONAL
             ):
                 bound.arguments[name] = tuple(var_positional(v) for v in value)
-        return fn(*bound.args, **bound.kwargs)
+        try:
+            return fn(*bound.args, **bound.kwargs)
+        except TypeError as err:
+            raise _unhashable_hint(fn, err, bound.args, bound.kwargs) from None
 
     converting.__takeout_wrapped__ = fn  # type: ignore[attr-defined]
     return converting
 
 
-def _plan(tp: Any) -> Optional[Callable[[Any], Any]]:
-    """How to convert a JSON value to `tp`, or None when JSON values already are fine."""
-    import dataclasses
-    import datetime as _dt
-    import decimal
-    import enum
-    import typing
-    import uuid
-    from pathlib import PurePath
+def _has_tuple_default(fn: Callable[..., Any]) -> bool:
+    defaults = (*(getattr(fn, "__defaults__", None) or ()),)
+    defaults += (*(getattr(fn, "__kwdefaults__", None) or {}).values(),)
+    return any(isinstance(d, tuple) for d in defaults)
 
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin is typing.Union or type(tp).__name__ == "UnionType":
-        inner = [_plan(a) for a in args if a is not type(None)]
-        real = [a for a in args if a is not type(None)]
-        if len(real) == 1 and inner[0] is not None:
-            one = inner[0]
-            return lambda v: None if v is None else one(v)
-        return None
-    if origin in (list, tuple, set, frozenset) or tp in (tuple, set, frozenset):
-        container = origin or tp
-        if container is tuple and args and args[-1] is not Ellipsis:  # tuple[int, str]
-            plans = [_plan(a) for a in args]
 
-            def fixed(v: Any) -> Any:
-                if not isinstance(v, list):
-                    return v
-                if len(v) != len(plans):
-                    raise TypeError(f"expected {len(plans)} items, got {len(v)}")
-                return tuple(p(x) if p else x for p, x in zip(plans, v))
+def _takes_arguments(fn: Callable[..., Any]) -> bool:
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return True  # a class, a callable object, a C function: assume so
+    has_star = code.co_flags & 0x0C  # CO_VARARGS | CO_VARKEYWORDS
+    return bool(code.co_argcount or code.co_kwonlyargcount or has_star)
 
-            return fixed
-        item = _plan(args[0]) if args else None
-        if container is list and item is None:
-            return None
-        return lambda v: container(item(x) if item else x for x in v) if isinstance(v, list) else v
-    if origin is dict and len(args) == 2:
-        value_plan = _plan(args[1])
-        if value_plan is None:
-            return None
-        return lambda v: {k: value_plan(x) for k, x in v.items()} if isinstance(v, dict) else v
-    if not isinstance(tp, type):
-        numpy_alias = _numpy_alias(tp)
-        return numpy_alias
-    if dataclasses.is_dataclass(tp):
-        return _dataclass_plan(tp)
-    if issubclass(tp, enum.Enum):
-        return lambda v: v if isinstance(v, tp) else tp(v)
-    if tp is _dt.datetime:
-        return lambda v: _dt.datetime.fromisoformat(_z(v)) if isinstance(v, str) else v
-    if tp is _dt.date:
-        return lambda v: _dt.date.fromisoformat(v) if isinstance(v, str) else v
-    if tp is _dt.timedelta:  # published as a number of seconds
-        return lambda v: _dt.timedelta(seconds=v) if isinstance(v, (int, float)) else v
-    if tp is _dt.time:
-        return lambda v: _dt.time.fromisoformat(_z(v)) if isinstance(v, str) else v
-    if tp is decimal.Decimal:
-        return lambda v: decimal.Decimal(str(v)) if isinstance(v, (int, float, str)) else v
-    if tp is uuid.UUID:
-        return lambda v: uuid.UUID(v) if isinstance(v, str) else v
-    if issubclass(tp, PurePath):
-        return lambda v: tp(v) if isinstance(v, str) else v
-    module = tp.__module__.split(".")[0]
-    if module == "numpy" and tp.__name__ == "ndarray":
-        return _ndarray_plan(None)
-    if module == "pandas" and tp.__name__ in ("DataFrame", "Series"):
-        return lambda v: v if isinstance(v, tp) else tp(v)
-    if _is_pydantic_model(tp):
-        return lambda v: v if isinstance(v, tp) else tp.model_validate(v)
-    if _is_typeddict(tp):
+
+def _like(default: tuple[Any, ...]) -> Callable[[Any], Any]:
+    """A JSON array as a tuple, nested arrays too where the default nests tuples."""
+    inner = next((x for x in default if isinstance(x, tuple)), None)
+    item = _like(inner) if inner is not None else None
+    return lambda v: tuple(item(x) if item else x for x in v) if isinstance(v, list) else v
+
+
+def _hinting(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn`, with the hint for a list that reached a hash (a dict key, `lru_cache`)."""
+    import functools
+
+    @functools.wraps(fn)
+    def hinting(*args: Any, **kwargs: Any) -> Any:
         try:
-            # The class itself as a local name: a recursive string annotation resolves even
-            # when its module is not where it was defined (a notebook cell's namespace).
-            hints = typing.get_type_hints(tp, localns={tp.__name__: tp})
-        except Exception:
-            return None
-        plans = {k: p for k, p in ((k, _plan(t)) for k, t in hints.items()) if p}
-        if not plans:
-            return None
-        return lambda v: (
-            {k: plans[k](x) if k in plans else x for k, x in v.items()}
-            if isinstance(v, dict)
-            else v
-        )
-    return None
+            return fn(*args, **kwargs)
+        except TypeError as err:
+            raise _unhashable_hint(fn, err, args, kwargs) from None
+
+    hinting.__takeout_wrapped__ = fn  # type: ignore[attr-defined]
+    return hinting
 
 
-def _numpy_alias(tp: Any) -> Optional[Callable[[Any], Any]]:
-    """`numpy.typing.NDArray[np.float64]` and friends: an ndarray of that dtype."""
-    import typing
+def _unhashable_hint(
+    fn: Callable[..., Any], err: TypeError, args: Any, kwargs: dict[str, Any]
+) -> TypeError:
+    """JSON has no tuple, so a parameter that is hashed receives a list and fails; name the
+    parameters that received arrays and the annotation that makes them tuples."""
+    if "unhashable type: 'list'" not in str(err):
+        return err
+    import inspect
 
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    alias = getattr(origin, "__value__", None)
-    if alias is not None:  # a 3.12 `type` alias (numpy's NDArray there): NDArray[np.float32]
-        origin = typing.get_origin(alias) or alias
-        if getattr(origin, "__name__", "") != "ndarray":
-            return None
-        return _ndarray_plan(args[0] if args and isinstance(args[0], type) else None)
-    if origin is None or getattr(origin, "__module__", "").split(".")[0] != "numpy":
-        return None
-    if getattr(origin, "__name__", "") != "ndarray":
-        return None
-    dtype = None
-    if len(args) == 2:
-        dtype_args = typing.get_args(args[1])
-        if dtype_args and isinstance(dtype_args[0], type):
-            dtype = dtype_args[0]
-    return _ndarray_plan(dtype)
-
-
-def _ndarray_plan(dtype: Any) -> Callable[[Any], Any]:
-    import numpy
-
-    def convert(v: Any) -> Any:
-        if isinstance(v, numpy.ndarray):
-            return v
-        return numpy.asarray(v, dtype=dtype)
-
-    return convert
-
-
-_BUILDING: dict[Any, dict[str, Any]] = {}
-
-
-def _dataclass_plan(tp: Any) -> Callable[[Any], Any]:
-    import dataclasses
-    import typing
-
-    if tp in _BUILDING:  # a recursive type (`children: list[Node]`): the plan being built
-        fields_of_outer = _BUILDING[tp]
-        return lambda v: _build_dataclass(tp, fields_of_outer, v)
-    fields: dict[str, Any] = {}
-    _BUILDING[tp] = fields
     try:
-        try:
-            # The class itself as a local name: a recursive string annotation resolves even
-            # when its module is not where it was defined (a notebook cell's namespace).
-            hints = typing.get_type_hints(tp, localns={tp.__name__: tp})
-        except Exception:
-            hints = {}
-        for f in dataclasses.fields(tp):
-            fields[f.name] = _plan(hints.get(f.name, Any))
-    finally:
-        del _BUILDING[tp]
-    return lambda v: _build_dataclass(tp, fields, v)
+        bound = inspect.signature(fn).bind(*args, **kwargs)
+    except (TypeError, ValueError):
+        return err
+    names, fixes = [], []
+    for name, value in bound.arguments.items():
+        kind = bound.signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            value = next((v for v in value if _holds_list(v)), None)
+        elif kind is inspect.Parameter.VAR_KEYWORD:
+            continue
+        if _holds_list(value):
+            names.append(f"`{name}`")
+            fixes.append(f"`{name}: {_annotation_for(value)}`")
+    if not fixes:
+        return err
+    if len(names) == 1:
+        said = f"parameter {names[0]} received a JSON array, which arrives as a list"
+        fix = f"annotate it {fixes[0]} (or give it a tuple default) so it arrives as a tuple"
+    else:
+        said = f"parameters {', '.join(names)} received JSON arrays, which arrive as lists"
+        fix = f"annotate them {', '.join(fixes)} so they arrive as tuples"
+    return TypeError(f"{err}: {said}; {fix}")
 
 
-def _build_dataclass(tp: Any, fields: dict[str, Any], v: Any) -> Any:
-    if not isinstance(v, dict):
-        return v
-    return tp(**{k: fields[k](x) if fields.get(k) else x for k, x in v.items()})
+def _holds_list(value: Any) -> bool:
+    if isinstance(value, list):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_list(v) for v in value.values())
+    return False
 
 
-def _is_pydantic_model(tp: type) -> bool:
-    return any(
-        c.__name__ == "BaseModel" and c.__module__.startswith("pydantic") for c in tp.__mro__
-    ) and hasattr(tp, "model_validate")
-
-
-def _is_typeddict(tp: type) -> bool:
-    return issubclass(tp, dict) and hasattr(tp, "__required_keys__")
-
-
-def _z(text: str) -> str:
-    # fromisoformat accepts a trailing Z only from 3.11 on.
-    return text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
+def _annotation_for(value: Any) -> str:
+    """The annotation of a JSON value, arrays as tuples: `[[1, 2]]` is
+    `tuple[tuple[int, ...], ...]`."""
+    if isinstance(value, list):
+        items = {_annotation_for(v) for v in value}
+        return f"tuple[{items.pop() if len(items) == 1 else 'Any'}, ...]"
+    if isinstance(value, dict):
+        values = {_annotation_for(v) for v in value.values()}
+        return f"dict[str, {values.pop() if len(values) == 1 else 'Any'}]"
+    return "None" if value is None else type(value).__name__
 
 
 # ── JSON out: results ─────────────────────────────────────────────────────────────────────
-
-
-class NotJSON(TypeError):
-    """A result holds a value with no JSON form; the message names its type."""
-
-
-def to_json(value: Any, _depth: int = 0) -> Any:
-    """A JSON-ready copy of `value`: numpy scalars and arrays, pandas objects, dataclasses,
-    datetimes, Decimals, UUIDs, enums, sets and tuples; NaN and ±Infinity become null."""
-    if _depth > 200:
-        raise NotJSON("the result is nested more than 200 levels deep")
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    import dataclasses
-    import datetime as _dt
-    import decimal
-    import enum
-    import uuid
-    from pathlib import PurePath
-
-    deeper = _depth + 1
-    if isinstance(value, dict):
-        return {_key(k): to_json(v, deeper) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_json(v, deeper) for v in value]
-    if isinstance(value, (set, frozenset)):
-        items = [to_json(v, deeper) for v in value]
-        try:
-            return sorted(items)
-        except TypeError:
-            return items
-    if isinstance(value, _dt.timedelta):  # pandas.Timedelta too: seconds, as the schema says
-        return value.total_seconds() if value == value else None
-    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):  # pandas.Timestamp too
-        return value.isoformat() if value == value else None  # NaT is not equal to itself
-    module = type(value).__module__.split(".")[0]
-    if module == "numpy":
-        kind = getattr(getattr(value, "dtype", None), "kind", "")
-        if kind == "M":  # datetime64: ISO strings, not nanoseconds
-            return to_json(value.astype("datetime64[us]").tolist(), deeper)
-        if kind == "m":  # timedelta64: seconds
-            return to_json(value.astype("timedelta64[us]").tolist(), deeper)
-        if hasattr(value, "tolist"):  # ndarray and numpy scalars
-            return to_json(value.tolist(), deeper)
-    if module == "pandas":
-        if type(value).__name__ == "NaTType":
-            return None
-        if hasattr(value, "to_dict") and hasattr(value, "columns"):
-            return to_json(value.to_dict(orient="records"), deeper)
-        if hasattr(value, "tolist"):
-            return to_json(value.tolist(), deeper)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_json(getattr(value, f.name), deeper) for f in dataclasses.fields(value)}
-    if isinstance(value, decimal.Decimal):
-        if value.is_nan():
-            return None
-        number = float(value)
-        return number if math.isfinite(number) else None
-    if isinstance(value, enum.Enum):
-        return to_json(value.value, deeper)
-    if isinstance(value, (uuid.UUID, PurePath)):
-        return str(value)
-    if hasattr(value, "model_dump") and callable(value.model_dump):  # pydantic v2
-        return to_json(value.model_dump(mode="json"), deeper)
-    raise NotJSON(
-        f"a result of type `{type(value).__module__}.{type(value).__qualname__}` "
-        "has no JSON form; return lists, dicts, numbers or strings"
-    )
-
-
-def _key(key: Any) -> str:
-    if isinstance(key, str):
-        return key
-    if isinstance(key, (int, float, bool)) or key is None:
-        return json.dumps(key)
-    converted = to_json(key)
-    return converted if isinstance(converted, str) else json.dumps(converted)
 
 
 def same(got: Any, want: Any, rel: float = 1e-6, abs_: float = 1e-9) -> bool:

@@ -15,7 +15,6 @@ import _compat_pickle
 import importlib
 import importlib.util
 import platform
-import re
 import sys
 import types
 from collections.abc import Iterable, Sequence
@@ -23,9 +22,18 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from . import _bytecode, _core, _env, _pickling, _runtime
-from .errors import AnalysisError, RequirementError, TakeoutError
-from .report import DistributionInfo, LockEntry, ModuleInfo, Report
+from . import _bytecode, _checks, _core, _env, _pickling, _runtime
+from ._names import normalize
+from .errors import AnalysisError, RequirementError
+from .report import (
+    DistributionInfo,
+    LockEntry,
+    ModuleInfo,
+    Provider,
+    Report,
+    group_modules,
+    in_report_order,
+)
 
 # cloudpickle's own reconstructors: loading needs cloudpickle, which takeout's runtime brings,
 # so they are not the *function's* requirement (but they are recorded as `runtime`).
@@ -37,11 +45,6 @@ _MAX_ROUNDS = 32
 
 def _is_runtime_ref(module: str, name: str) -> bool:
     return module in _RUNTIME_MODULES and (name.startswith("_") or name.endswith("subimport"))
-
-
-def normalize(name: str) -> str:
-    """PEP 503 normalisation (also applied to top-level module names given to `exclude`)."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 @dataclass
@@ -105,14 +108,9 @@ def analyse(
 ) -> Analysis:
     """`deps`, plus what `pack` needs to pickle the payload. `call` is what examples are run
     through when it is not `fn` itself (pack's JSON-argument converter)."""
-    if not callable(fn):
-        raise AnalysisError(
-            f"`{_short_repr(fn)}` is not callable; pass the function itself, e.g. "
-            "`takeout.deps(predict)`"
-        )
-    if isinstance(require, str) or isinstance(exclude, str):
-        raise TakeoutError("`require` and `exclude` take a list of strings, not one string")
-    return _Analyzer(fn, list(require), list(exclude)).run(examples, call)
+    _checks.callable_or_fail(fn, "takeout.deps")
+    require, exclude = _checks.strings(require, "require"), _checks.strings(exclude, "exclude")
+    return _Analyzer(fn, require, exclude).run(_checks.examples_or_fail(examples), call)
 
 
 class _Analyzer:
@@ -267,7 +265,7 @@ class _Analyzer:
             top = module.partition(".")[0]
             if top == "__main__" or normalize(top) in self.excluded:
                 continue
-            if res.origin == "distribution":
+            if res.origin == "distribution" and res.dist_id is not None:
                 if self.env.distribution(res.dist_id).kind != "editable":
                     continue
             elif res.origin != "local":
@@ -324,34 +322,26 @@ class _Analyzer:
     def _report(self) -> Report:
         env = self.env
         modules: list[ModuleInfo] = []
-        dist_modules: dict[int, list[str]] = {}
-        dist_reasons: dict[int, dict[str, None]] = {}
-        local: dict[str, tuple[list[str], dict[str, None]]] = {}
+        needed: list[tuple[str, tuple[str, ...], Provider]] = []
         excluded: dict[str, None] = {}
         for name in sorted(self.needs.reasons):
             reasons = tuple(r for r in self.needs.reasons[name] if r) or ("the function itself",)
             res = env.resolve(name)
             top = name.partition(".")[0]
             dist_name = None
-            if res.origin == "distribution":
+            if res.origin == "distribution" and res.dist_id is not None:
                 dist = env.distribution(res.dist_id)
                 dist_name = dist.name
                 if dist.normalized in self.excluded or normalize(top) in self.excluded:
                     excluded[f"{dist.name} — excluded by the user (needed by {reasons[0]})"] = None
-                elif dist.kind == "editable":
-                    local.setdefault(f"editable:{res.dist_id}", ([], {}))
-                    local[f"editable:{res.dist_id}"][0].append(name)
-                    local[f"editable:{res.dist_id}"][1].update(dict.fromkeys(reasons))
                 else:
-                    dist_modules.setdefault(res.dist_id, []).append(name)
-                    dist_reasons.setdefault(res.dist_id, {}).update(dict.fromkeys(reasons))
+                    provider = Provider(dist.kind, dist.name, dist.version, res.dist_id)
+                    needed.append((name, reasons, provider))
             elif res.origin == "local" and top != "__main__":
                 if normalize(top) in self.excluded:
                     excluded[f"{top} — excluded by the user (needed by {reasons[0]})"] = None
                 else:
-                    local.setdefault(top, ([], {}))
-                    local[top][0].append(name)
-                    local[top][1].update(dict.fromkeys(reasons))
+                    needed.append((name, reasons, Provider("local", top)))
             elif res.origin == "unresolved":
                 self.warnings[
                     f"`{name}` ({reasons[0]}) is not installed here, so no distribution "
@@ -359,38 +349,15 @@ class _Analyzer:
                 ] = None
             modules.append(ModuleInfo(name, res.origin, dist_name, reasons))
 
-        dists: dict[str, DistributionInfo] = {}
-        roots: dict[int, set[str]] = {}
-        for dist_id, mods in dist_modules.items():
-            d = env.distribution(dist_id)
-            dists[d.normalized] = DistributionInfo(
-                d.name,
-                d.version,
-                "index",
-                tuple(mods),
-                tuple(dist_reasons[dist_id]),
-                f"{d.name}=={d.version}",
-            )
-            roots[dist_id] = set()
-        for key, (mods, reasons) in local.items():
-            if key.startswith("editable:"):
-                d = env.distribution(int(key.split(":", 1)[1]))
-                info = DistributionInfo(
-                    d.name,
-                    d.version,
-                    "editable",
-                    tuple(mods),
-                    (*reasons, "editable install: its code travels by value"),
-                )
-                dists[d.normalized] = info
-            else:
-                dists[normalize(key)] = DistributionInfo(
-                    key, None, "local", tuple(mods), (*reasons, "local code: travels by value")
-                )
+        grouped = group_modules(needed)
+        dists = {normalize(info.name): info for info in grouped.values()}
+        roots: dict[int, set[str]] = {
+            p.dist_id: set() for p in grouped if p.kind == "index" and p.dist_id is not None
+        }
         self._apply_requirements(dists, roots)
         self._drop_traced_dependencies(dists, roots)
         lock_entries, missing = self._lock(roots)
-        ordered = sorted(dists.values(), key=lambda d: (d.kind != "index", normalize(d.name)))
+        ordered = in_report_order(dists.values())
         runtime = []
         if self.runtime_refs:
             cp = env.index.find_by_name("cloudpickle")
@@ -465,28 +432,10 @@ class _Analyzer:
             del dists[self.env.distribution(dist_id).normalized]
 
     def _lock(self, roots: dict[int, set[str]]) -> tuple[list[LockEntry], list[str]]:
-        if not roots:
-            return [], []
-        lock = self.env.index.lock(
-            [(dist_id, sorted(extras)) for dist_id, extras in sorted(roots.items())],
-            _env.marker_values(),
+        entries, missing, unreadable = _env.lock(
+            self.env.index, list(sorted(roots.items())), _env.marker_values(), self.excluded
         )
-        entries = []
-        for dist_id, _extras, required_by in lock.packages:
-            d = self.env.distribution(dist_id)
-            if d.normalized in self.excluded:
-                continue
-            entries.append(LockEntry(d.name, d.version, tuple(required_by)))
-        for req, by, reason in lock.unparsable:
-            self.warnings[
-                f"`{req}` (Requires-Dist of {by}) is not a valid requirement ({reason}); "
-                "it was left out of the lock, add it with `require=` if it is needed"
-            ] = None
-        missing = [
-            f"`{req}` (required by {by}) is not satisfied here"
-            + (f": {installed} is installed" if installed else ": it is not installed")
-            for req, by, installed in lock.missing
-        ]
+        self.warnings.update(dict.fromkeys(unreadable))
         return entries, missing
 
 
@@ -501,7 +450,7 @@ def _trace(fn: Any, examples: Sequence[Any], name: str) -> dict[str, list[str]]:
     (and the modules first imported during the call), each with the example that ran it."""
     found: dict[str, list[str]] = {}
     for i, example in enumerate(examples, 1):
-        args, kwargs = _split_example(example, i)
+        args, kwargs = _checks.split_example(example, i)
         ran: dict[str, None] = {}
 
         def hook(frame: Any, event: str, arg: Any, ran: dict[str, None] = ran) -> None:
@@ -522,26 +471,13 @@ def _trace(fn: Any, examples: Sequence[Any], name: str) -> dict[str, list[str]]:
             # imports while running counts too.
             _runtime.settle(fn(*args, **kwargs))
         except Exception as exc:
-            raise AnalysisError(
-                f"example {i} raised {type(exc).__name__}: {exc}; fix the example or the function"
-            ) from None
+            raise _checks.example_failed(i, exc) from None
         finally:
             sys.setprofile(old)
         for mod in [*ran, *(set(sys.modules) - before)]:
             if mod and mod != "__main__" and not mod.startswith("takeout"):
                 found.setdefault(mod, []).append(f"{_TRACED}{i}")
     return found
-
-
-def _split_example(example: Any, index: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    if isinstance(example, dict):
-        return (), example
-    if isinstance(example, (tuple, list)):
-        return tuple(example), {}
-    raise AnalysisError(
-        f"example {index} is a {type(example).__name__}; give a tuple of positional arguments "
-        "or a dict of keyword arguments"
-    )
 
 
 # ── helpers ─────────────────────────────────────────────────────────────────────────────────
@@ -571,14 +507,6 @@ def _callable_name(fn: Any) -> str:
         return type(fn).__qualname__
     except Exception:  # pragma: no cover - a type always has a qualname
         return "function"
-
-
-def _short_repr(obj: Any) -> str:
-    try:
-        text = repr(obj)
-    except Exception:
-        text = f"<{type(obj).__name__} object>"
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _core_errors() -> tuple[type[BaseException], ...]:

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Optional, Union
 
 from .errors import UsageError
+from .serving.config import DEFAULTS, ServeConfig
 
 __all__ = ["ASGIApp", "app", "from_env", "from_function"]
 
@@ -35,7 +36,7 @@ BUNDLE_ENV = "TAKEOUT_BUNDLE"
 class ASGIApp:
     """An ASGI 3 application around a `takeout._core.App`."""
 
-    def __init__(self, core: Any, body_timeout: float = 30.0) -> None:
+    def __init__(self, core: Any, body_timeout: float = DEFAULTS.body_timeout) -> None:
         self.core = core
         self.body_timeout = body_timeout
 
@@ -96,93 +97,44 @@ class ASGIApp:
 def app(
     bundle: Union[str, os.PathLike[str]],
     *,
-    token: Optional[str] = None,
-    max_body: Union[int, str] = 10 << 20,
-    timeout: float = 60.0,
-    max_concurrency: int = 1024,
-    threads: int = 8,
-    body_timeout: float = 30.0,
-    log_format: str = "text",
-    access_log: bool = False,
-    debug: bool = False,
-    signing_key: Union[str, bytes, None] = None,
+    config: Optional[ServeConfig] = None,
+    **options: Any,
 ) -> ASGIApp:
     """The bundle at `bundle` as an ASGI application, with `takeout serve`'s routes and errors.
 
-    `token` defaults to `$TAKEOUT_TOKEN`; a signed bundle needs `signing_key` (or
-    `$TAKEOUT_SIGNING_KEY`).
+    `options` are the fields of `takeout.serving.ServeConfig` (or pass a whole `config=`);
+    the address, port and workers are the ASGI server's. `token` defaults to `$TAKEOUT_TOKEN`;
+    a signed bundle needs `signing_key` (or `$TAKEOUT_SIGNING_KEY`).
     """
     from .bundle import load_with_manifest
 
-    fn, manifest = load_with_manifest(bundle, signing_key=signing_key)
-    return from_function(
-        fn,
-        manifest,
-        token=token,
-        max_body=max_body,
-        timeout=timeout,
-        max_concurrency=max_concurrency,
-        threads=threads,
-        body_timeout=body_timeout,
-        log_format=log_format,
-        access_log=access_log,
-        debug=debug,
-    )
+    config = ServeConfig.resolve(config, **options)
+    fn, manifest = load_with_manifest(bundle, signing_key=config.signing_key)
+    return from_function(fn, manifest, config=config)
 
 
 def from_function(
     fn: Callable[..., Any],
     manifest: dict[str, Any],
     *,
-    token: Optional[str] = None,
-    max_body: Union[int, str] = 10 << 20,
-    timeout: float = 60.0,
-    max_concurrency: int = 1024,
-    threads: int = 8,
-    body_timeout: float = 30.0,
-    log_format: str = "text",
-    access_log: bool = False,
-    debug: bool = False,
+    config: Optional[ServeConfig] = None,
+    **options: Any,
 ) -> ASGIApp:
     """A callable and its manifest dict as an ASGI application (see `serving.serve_function`)."""
     from . import _core
-    from .serving import _options
 
-    options = _options(
-        token, max_body, timeout, max_concurrency, threads, log_format, access_log, debug
-    )
-    return ASGIApp(_core.App(fn, json.dumps(manifest), **options), body_timeout)
+    config = ServeConfig.resolve(config, **options)
+    return ASGIApp(_core.App(fn, json.dumps(manifest), config), config.body_timeout)
 
 
 def from_env() -> ASGIApp:
     """For `uvicorn --factory takeout.asgi:from_env`: the bundle named by `$TAKEOUT_BUNDLE`,
-    configured like `takeout serve`'s flags by `$TAKEOUT_TOKEN`, `$TAKEOUT_MAX_BODY`,
-    `$TAKEOUT_TIMEOUT`, `$TAKEOUT_MAX_CONCURRENCY`, `$TAKEOUT_THREADS`,
-    `$TAKEOUT_BODY_TIMEOUT`, `$TAKEOUT_LOG_FORMAT` and `$TAKEOUT_DEBUG`."""
-    env = os.environ
-    path = env.get(BUNDLE_ENV)
+    configured like `takeout serve`'s flags by the `TAKEOUT_*` variables of
+    `takeout.serving.ServeConfig` (`$TAKEOUT_TOKEN`, `$TAKEOUT_TIMEOUT`, `$TAKEOUT_MAX_BODY`, …)."""
+    path = os.environ.get(BUNDLE_ENV)
     if not path:
         raise UsageError(f"set `{BUNDLE_ENV}` to the bundle directory to serve")
-
-    def number(name: str, default: float) -> float:
-        text = env.get(name)
-        if not text:
-            return default
-        try:
-            return float(text)
-        except ValueError:
-            raise UsageError(f"`{name}={text}` is not a number") from None
-
-    return app(
-        path,
-        max_body=env.get("TAKEOUT_MAX_BODY") or 10 << 20,
-        timeout=number("TAKEOUT_TIMEOUT", 60.0),
-        max_concurrency=int(number("TAKEOUT_MAX_CONCURRENCY", 1024)),
-        threads=int(number("TAKEOUT_THREADS", 8)),
-        body_timeout=number("TAKEOUT_BODY_TIMEOUT", 30.0),
-        log_format=env.get("TAKEOUT_LOG_FORMAT") or "text",
-        debug=env.get("TAKEOUT_DEBUG", "") not in ("", "0", "false"),
-    )
+    return app(path, config=ServeConfig.from_env())
 
 
 async def _read_body(receive: Receive, limit: int) -> Optional[bytes]:

@@ -24,15 +24,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
-from . import _runtime
-from .errors import BundleError, BundleIntegrityError, UsageError
+from . import _checks, _runtime
+from ._names import BUNDLE_NAME, bundle_name
+from .errors import BundleError, BundleIntegrityError, ExampleError, UsageError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 #: Buffers at least this large leave the pickle stream for a file of their own.
 OUT_OF_BAND_BYTES = 1 << 20
 SIGNING_KEY_ENV = "TAKEOUT_SIGNING_KEY"
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
 class Bundle:
@@ -74,19 +74,16 @@ def pack(
     `path` is the bundle directory itself (default `./NAME.takeout`); `examples` are argument
     tuples or keyword dicts, run now and recorded with their outputs for `takeout verify`.
     """
-    if not callable(fn):
-        raise UsageError(
-            f"`{_short(fn)}` is not callable; pass the function itself, e.g. "
-            "`takeout.pack(predict)`"
-        )
-    name = name if name is not None else _default_name(fn)
-    if not _NAME.match(name):
+    _checks.callable_or_fail(fn, "takeout.pack")
+    require, exclude = _checks.strings(require, "require"), _checks.strings(exclude, "exclude")
+    name = name if name is not None else bundle_name(fn)
+    if not BUNDLE_NAME.match(name):
         raise UsageError(
             f"bundle name {name!r} is not usable in a URL; use letters, digits, `_`, `-` "
             "and `.` (pass name=...)"
         )
     target = Path(path) if path is not None else Path.cwd() / f"{name}.takeout"
-    _check_target(target, overwrite)
+    check_target(target, overwrite)
     key = _signing_key(signing_key)
     recorded = _record_examples(fn, examples)
 
@@ -197,12 +194,9 @@ def _umask() -> int:
     return mask
 
 
-def _default_name(fn: Any) -> str:
-    name = getattr(fn, "__name__", None) or type(fn).__name__
-    return "function" if name == "<lambda>" else name
-
-
-def _check_target(target: Path, overwrite: bool) -> None:
+def check_target(target: Path, overwrite: bool) -> None:
+    """`target` may become a bundle: it does not exist, or `overwrite` and it is one of ours
+    (checked before any work, so a mistake costs nothing)."""
     if not target.exists():
         return
     if not overwrite:
@@ -272,41 +266,23 @@ def _write_payload(tmp: Path, found: Any, fn: Any) -> list[dict[str, Any]]:
 def _record_examples(fn: Any, examples: Optional[Sequence[Any]]) -> list[dict[str, Any]]:
     """Each example as JSON arguments, and the output of calling `fn` with exactly those JSON
     arguments, converted as the server converts them: what verify and clients will send."""
-    if examples is None:
-        return []
-    if isinstance(examples, (str, bytes, dict)):
-        raise UsageError(
-            "examples takes a list of argument tuples or keyword dicts, e.g. "
-            "examples=[(1.0, 2.0)] or examples=[{'x': 1.0}]"
-        )
     call = _runtime.converter(fn) or fn
     recorded = []
-    for index, example in enumerate(examples, 1):
-        if isinstance(example, dict):
-            args, kwargs = [], dict(example)
-        elif isinstance(example, (tuple, list)):
-            args, kwargs = list(example), {}
-        else:
-            raise UsageError(
-                f"example {index} is a {type(example).__name__}; give a tuple of positional "
-                "arguments or a dict of keyword arguments"
-            )
+    for index, example in enumerate(_checks.examples_or_fail(examples), 1):
+        args, kwargs = _checks.split_example(example, index)
         try:
             entry = {
-                "args": _runtime.to_json(args),
-                "kwargs": _runtime.to_json(kwargs),
+                "args": _runtime.to_json(args, root="args"),
+                "kwargs": _runtime.to_json(kwargs, root="kwargs"),
             }
         except TypeError as err:
-            raise UsageError(f"example {index} cannot be written as JSON: {err}") from None
+            raise ExampleError(f"example {index} cannot be written as JSON: {err}") from None
         try:
             entry["output"] = _runtime.call_example(call, entry)
         except _runtime.NotJSON as err:
-            raise BundleError(f"example {index}: {err}") from None
+            raise ExampleError(f"example {index}: {err}") from None
         except Exception as err:
-            raise BundleError(
-                f"example {index} raised {type(err).__name__}: {err}; fix the example or "
-                "the function before packing"
-            ) from None
+            raise _checks.example_failed(index, err) from None
         recorded.append(entry)
     return recorded
 
@@ -349,12 +325,12 @@ def _pylock(manifest: dict[str, Any], report: Any) -> str:
         return f'lock-version = "1.0"\ncreated-by = "takeout"\nrequires-python = "=={minor}.*"\n'
     import subprocess
 
-    from .verification import _uv_bin
+    from ._uv import uv_bin
 
     cmd = ["uv", "pip", "compile", "-", "-q", "--no-deps", "--no-header"]
     cmd += ["--format", "pylock.toml", "--python-version", minor]
     try:
-        cmd[0] = _uv_bin()
+        cmd[0] = uv_bin()
         out = subprocess.run(
             cmd, input="\n".join(pins), capture_output=True, text=True, timeout=300
         )
@@ -404,11 +380,6 @@ def _core() -> Any:
     from . import _core
 
     return _core
-
-
-def _short(obj: Any) -> str:
-    text = repr(obj)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 # ── load ──────────────────────────────────────────────────────────────────────────────────

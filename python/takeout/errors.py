@@ -52,6 +52,11 @@ class UsageError(TakeoutError, ValueError):
     """The command line or an argument is wrong (exit status 2 in the CLI)."""
 
 
+class ExampleError(UsageError):
+    """An example given to `deps` or `pack` is malformed, cannot be written as JSON, or
+    raised when called."""
+
+
 class ServeError(TakeoutError):
     """A bundle cannot be served: a bad manifest or option, or the port cannot be bound."""
 

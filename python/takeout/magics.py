@@ -3,7 +3,7 @@
     %takeout deps FUNC [--json] [--require SPEC]... [--exclude DIST]...
     %takeout pack FUNC [-o DIR] [--name N] [--require SPEC]... [--exclude DIST]...
                        [--example JSON]... [--force]
-    %takeout serve BUNDLE [--port P] [--host H]
+    %takeout serve BUNDLE [--port P] [--host H] [every other `takeout serve` flag]
     %takeout stop
 
 The magic works on the live objects of the kernel it runs in: `deps` and `pack` are
@@ -23,7 +23,9 @@ from typing import Any, NoReturn, Optional
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
 
+from .cli import parse_json_arg
 from .errors import TakeoutError
+from .serving.config import ServeConfig
 
 
 class _Parser(argparse.ArgumentParser):
@@ -68,8 +70,7 @@ def _parser() -> _Parser:
 
     serve = sub.add_parser("serve", help="serve a bundle in the background")
     serve.add_argument("bundle", metavar="BUNDLE")
-    serve.add_argument("--port", type=int, default=8000, help="0 picks a free port")
-    serve.add_argument("--host", default="127.0.0.1")
+    ServeConfig.add_arguments(serve)
 
     sub.add_parser("stop", help="stop the servers started here")
     return parser
@@ -136,7 +137,7 @@ class TakeoutMagics(Magics):
     def _pack(self, args: argparse.Namespace) -> None:
         import takeout
 
-        examples = [_json_arg(text) for text in args.example]
+        examples = [parse_json_arg(text, "--example") for text in args.example]
         bundle = takeout.pack(
             self._function(args.function),
             args.output,
@@ -152,7 +153,8 @@ class TakeoutMagics(Magics):
     def _serve(self, args: argparse.Namespace) -> None:
         import takeout
 
-        handle = takeout.serve(args.bundle, host=args.host, port=args.port, background=True)
+        config = ServeConfig.from_args(args)
+        handle = takeout.serve(args.bundle, config=config, background=True)
         assert handle is not None  # background=True always returns one
         self.servers.append(handle)
         print(f"serving `{handle.name}` at {handle.url} (stop it with %takeout stop)")
@@ -169,17 +171,6 @@ class TakeoutMagics(Magics):
     def stop_all(self) -> None:
         while self.servers:
             self.servers.pop().stop()
-
-
-def _json_arg(text: str) -> Any:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise UsageError(
-            f"--example is not valid JSON ({err.msg} at column {err.colno}); e.g. "
-            "--example '[[0.5, 0.5]]' or --example '{\"x\": 1}'"
-        ) from None
-    return tuple(value) if isinstance(value, list) else value
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -30,9 +30,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
-from . import _core
+from . import _core, _env, _markers
+from ._names import clip
 from .errors import NotebookError, TakeoutError
-from .report import DistributionInfo, LockEntry, ModuleInfo, Report
+from .report import ModuleInfo, Provider, Report, group_modules, in_report_order
 
 PathLike = Union[str, "os.PathLike[str]"]
 Progress = Callable[[str], None]
@@ -316,7 +317,7 @@ def _cell_error(cell: _core.SlicedCell, count: Optional[int], error: dict[str, A
         return f"cell {cell.number} raised {what}"
     source = cell.source.splitlines()
     text = source[line - 1].strip() if 0 < line <= len(source) else ""
-    shown = f" (`{text if len(text) <= 60 else text[:57] + '...'}`)" if text else ""
+    shown = f" (`{clip(text)}`)" if text else ""
     return f"cell {cell.number}, line {line}{shown}: {what}"
 
 
@@ -406,7 +407,8 @@ def _user_namespace() -> dict[str, Any]:
     except ImportError:  # pragma: no cover - the kernel is IPython
         shell = None
     if shell is not None:
-        return shell.user_ns  # type: ignore[no-any-return]
+        namespace: dict[str, Any] = shell.user_ns
+        return namespace
     return vars(sys.modules["__main__"])
 
 
@@ -477,14 +479,14 @@ def pack_notebook(
     `bundle` is the bundle directory (default `./NAME.takeout`, relative to the current
     directory, not the notebook's). Returns `{"path", "manifest", "cells", "seconds", ...}`.
     """
-    from .bundle import _check_target
+    from .bundle import check_target
 
     started = time.perf_counter()
     sliced = slice_notebook(path, function, all_cells=all_cells, state_end=state_end, cell=cell)
     function = sliced.function  # without its `@CELL`
     target = Path(bundle) if bundle is not None else Path(f"{name or function}.takeout")
     # Before the kernel runs what may be minutes of training, not after.
-    _check_target(target, overwrite)
+    check_target(target, overwrite)
     options = {
         "function": function,
         "path": str(target.resolve()),
@@ -526,40 +528,9 @@ def deps_notebook(
     with _kernel_for(sliced, path, kernel, progress) as k:
         run_slice(k, sliced, progress)
         result = _call_in_kernel(k, "deps", options)
-    report = report_from_dict(result["report"])
+    report = Report.from_dict(result["report"])
     report.warnings.extend(w for w in [*k.warnings, *sliced.warnings] if w not in report.warnings)
     return report
-
-
-def report_from_dict(data: dict[str, Any]) -> Report:
-    """The inverse of `Report.to_dict()`, for a report made in another process."""
-    return Report(
-        function=data["function"],
-        python=data["python"],
-        distributions=[
-            DistributionInfo(
-                d["name"],
-                d["version"],
-                d["kind"],
-                tuple(d["modules"]),
-                tuple(d["reasons"]),
-                d.get("requirement"),
-            )
-            for d in data["distributions"]
-        ],
-        modules=[
-            ModuleInfo(m["name"], m["origin"], m["distribution"], tuple(m["reasons"]))
-            for m in data["modules"]
-        ],
-        lock_entries=[
-            LockEntry(e["name"], e["version"], tuple(e["required_by"])) for e in data["lock"]
-        ],
-        missing=list(data.get("missing", ())),
-        excluded=list(data.get("excluded", ())),
-        runtime=list(data.get("runtime", ())),
-        loader_imports=list(data.get("loader_imports", ())),
-        warnings=list(data.get("warnings", ())),
-    )
 
 
 # ── deps --static: no execution at all ──────────────────────────────────────────────────────
@@ -571,7 +542,8 @@ STATIC_LABEL = (
 )
 
 # Runs in the target interpreter (any Python >= 3.9, takeout not needed): where each module
-# would be imported from, found without importing anything but finders.
+# would be imported from, found without importing anything but finders. It runs after the
+# source of `_markers.py`, which defines `marker_values()`: one definition for both.
 _PROBE = r"""
 import importlib.machinery, importlib.util, json, os, platform, sys, sysconfig
 modules = json.loads(sys.stdin.read())
@@ -603,11 +575,6 @@ for name in modules:
         spec = sub
     origin = spec.origin if spec.has_location else None
     found[name] = ["file" if origin else "namespace", origin]
-impl = sys.implementation
-v = impl.version
-iv = "%d.%d.%d" % (v.major, v.minor, v.micro)
-if v.releaselevel != "final":
-    iv += v.releaselevel[0] + str(v.serial)
 paths = sysconfig.get_paths()
 def dirs(*keys):
     return sorted({os.path.abspath(paths[k]) for k in keys if paths.get(k)})
@@ -617,19 +584,7 @@ print(json.dumps({
     "stdlib": dirs("stdlib", "platstdlib"),
     "site": dirs("purelib", "platlib"),
     "python": "%s %s" % (platform.python_implementation(), platform.python_version()),
-    "markers": {
-        "implementation_name": impl.name,
-        "implementation_version": iv,
-        "os_name": os.name,
-        "platform_machine": platform.machine(),
-        "platform_python_implementation": platform.python_implementation(),
-        "platform_release": platform.release(),
-        "platform_system": platform.system(),
-        "platform_version": platform.version(),
-        "python_full_version": platform.python_version(),
-        "python_version": "%d.%d" % sys.version_info[:2],
-        "sys_platform": sys.platform,
-    },
+    "markers": marker_values(),
 }))
 """
 
@@ -705,7 +660,7 @@ def _kernel_python(name: str) -> str:
 def _probe(interpreter: str, modules: list[str], cwd: Path) -> dict[str, Any]:
     try:
         out = subprocess.run(
-            [interpreter, "-c", _PROBE],
+            [interpreter, "-c", Path(_markers.__file__).read_text() + _PROBE],
             input=json.dumps(modules),
             capture_output=True,
             text=True,
@@ -737,9 +692,7 @@ def _static_report(
 
     warnings: list[str] = list(sliced.warnings)
     modules: list[ModuleInfo] = []
-    dist_modules: dict[int, list[str]] = {}
-    dist_reasons: dict[int, dict[str, None]] = {}
-    local: dict[str, tuple[list[str], dict[str, None]]] = {}
+    needed: list[tuple[str, tuple[str, ...], Provider]] = []
     for module in sorted(reasons):
         why = tuple(reasons[module])
         kind, origin = facts["modules"].get(module, ["missing", None])
@@ -761,8 +714,7 @@ def _static_report(
         elif dist_id is not None:
             d = index.distribution(dist_id)
             modules.append(ModuleInfo(module, "distribution", d.name, why))
-            dist_modules.setdefault(dist_id, []).append(module)
-            dist_reasons.setdefault(dist_id, {}).update(dict.fromkeys(why))
+            needed.append((module, why, Provider(d.kind, d.name, d.version, dist_id)))
         elif kind == "missing":
             modules.append(ModuleInfo(module, "unresolved", None, why))
             warnings.append(
@@ -771,40 +723,13 @@ def _static_report(
             )
         else:
             modules.append(ModuleInfo(module, "local", None, why))
-            top = module.partition(".")[0]
-            local.setdefault(top, ([], {}))
-            local[top][0].append(module)
-            local[top][1].update(dict.fromkeys(why))
+            needed.append((module, why, Provider("local", module.partition(".")[0])))
 
-    dists = []
-    for dist_id, mods in dist_modules.items():
-        d = index.distribution(dist_id)
-        requirement = f"{d.name}=={d.version}" if d.kind == "index" else None
-        dists.append(
-            DistributionInfo(
-                d.name, d.version, d.kind, tuple(mods), tuple(dist_reasons[dist_id]), requirement
-            )
-        )
-    for top, (mods, local_why) in local.items():
-        dists.append(
-            DistributionInfo(
-                top, None, "local", tuple(mods), (*local_why, "local code: travels by value")
-            )
-        )
-    dists.sort(key=lambda d: (d.kind != "index", d.name.lower()))
-    roots = sorted(i for i in dist_modules if index.distribution(i).kind == "index")
-    lock_entries: list[LockEntry] = []
-    missing: list[str] = []
-    if roots:
-        lock = index.lock([(i, []) for i in roots], facts["markers"])
-        for dist_id, _extras, required_by in lock.packages:
-            d = index.distribution(dist_id)
-            lock_entries.append(LockEntry(d.name, d.version, tuple(required_by)))
-        missing = [
-            f"`{req}` (required by {by}) is not satisfied"
-            + (f": {installed} is installed" if installed else ": it is not installed")
-            for req, by, installed in lock.missing
-        ]
+    grouped = group_modules(needed)
+    dists = in_report_order(grouped.values())
+    roots = sorted(p.dist_id for p in grouped if p.kind == "index" and p.dist_id is not None)
+    lock_entries, missing, unreadable = _env.lock(index, [(i, []) for i in roots], facts["markers"])
+    warnings.extend(unreadable)
     return Report(
         function=f"{sliced.function} (static estimate)",
         python=facts["python"],

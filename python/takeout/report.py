@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Optional
+
+from ._names import normalize
 
 ModuleOrigin = Literal["stdlib", "builtin", "distribution", "local", "unresolved"]
 DistKind = Literal["index", "local", "editable"]
@@ -73,6 +76,37 @@ class Report:
     def lock(self) -> list[str]:
         """The transitive pinned closure of `requirements`."""
         return [entry.pin for entry in self.lock_entries]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        """The inverse of `to_dict()`, for a report made in another process (a kernel)."""
+        return cls(
+            function=data["function"],
+            python=data["python"],
+            distributions=[
+                DistributionInfo(
+                    d["name"],
+                    d["version"],
+                    d["kind"],
+                    tuple(d["modules"]),
+                    tuple(d["reasons"]),
+                    d.get("requirement"),
+                )
+                for d in data["distributions"]
+            ],
+            modules=[
+                ModuleInfo(m["name"], m["origin"], m["distribution"], tuple(m["reasons"]))
+                for m in data["modules"]
+            ],
+            lock_entries=[
+                LockEntry(e["name"], e["version"], tuple(e["required_by"])) for e in data["lock"]
+            ],
+            missing=list(data.get("missing", ())),
+            excluded=list(data.get("excluded", ())),
+            runtime=list(data.get("runtime", ())),
+            loader_imports=list(data.get("loader_imports", ())),
+            warnings=list(data.get("warnings", ())),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -149,6 +183,58 @@ class Report:
             + (f"<ul>{notes}</ul>" if notes else "")
             + "</div>"
         )
+
+
+# ── grouping modules into what provides them ────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class Provider:
+    """What provides a needed module; the key modules are grouped under. An installed
+    distribution (`index` or `editable`) carries the environment index's id, local code (a
+    top-level module beside the notebook) none."""
+
+    kind: DistKind
+    name: str
+    version: Optional[str] = None
+    dist_id: Optional[int] = None
+
+
+_BY_VALUE = {
+    "editable": "editable install: its code travels by value",
+    "local": "local code: travels by value",
+}
+
+
+def group_modules(
+    needed: Iterable[tuple[str, Sequence[str], Provider]],
+) -> dict[Provider, DistributionInfo]:
+    """One `DistributionInfo` per provider of `(module, reasons, provider)`, with its modules
+    and reasons in first-seen order; an index distribution is pinned to its version, code
+    that travels by value says so in its last reason."""
+    modules: dict[Provider, list[str]] = {}
+    reasons: dict[Provider, dict[str, None]] = {}
+    for module, why, provider in needed:
+        modules.setdefault(provider, []).append(module)
+        reasons.setdefault(provider, {}).update(dict.fromkeys(why))
+    grouped = {}
+    for provider, mods in modules.items():
+        why = tuple(reasons[provider])
+        by_value = _BY_VALUE.get(provider.kind)
+        grouped[provider] = DistributionInfo(
+            provider.name,
+            provider.version,
+            provider.kind,
+            tuple(mods),
+            (*why, by_value) if by_value else why,
+            f"{provider.name}=={provider.version}" if provider.kind == "index" else None,
+        )
+    return grouped
+
+
+def in_report_order(distributions: Iterable[DistributionInfo]) -> list[DistributionInfo]:
+    """Requirements first, then code shipped by value; each by normalized name."""
+    return sorted(distributions, key=lambda d: (d.kind != "index", normalize(d.name)))
 
 
 def _more(items: tuple[str, ...], shown: int) -> str:

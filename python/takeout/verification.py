@@ -1,10 +1,10 @@
 """`takeout.verify`: prove a bundle runs in a clean virtual environment.
 
 The check builds a fresh venv with `uv` for the bundle's Python, installs exactly the
-bundle's lock (and the cloudpickle pin the stream needs), then loads the bundle there with a
-copy of `takeout._runtime` (standard library only) run in isolated mode from an empty
-directory, and replays every recorded example. Nothing of the packing environment leaks in:
-no site-packages, no `PYTHONPATH`, not the notebook's folder.
+bundle's lock (and the cloudpickle pin the stream needs), then loads the bundle there with
+copies of `takeout._runtime` and its type table `takeout._types` (standard library only), run
+in isolated mode from an empty directory, and replays every recorded example. Nothing of the
+packing environment leaks in: no site-packages, no `PYTHONPATH`, not the notebook's folder.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
-from . import _runtime
+from . import _runtime, _uv
+from ._names import clip, normalize
 from .bundle import PathLike, bundle_dir, read_manifest
-from .errors import BundleError
 
 Progress = Callable[[str], None]
 
@@ -75,13 +75,13 @@ class VerifyResult:
             lines.append("  loaded; no examples recorded, so no call was checked")
         for check in self.examples:
             if check.ok:
-                lines.append(f"  example {check.index + 1}: ok → {_short(check.output)}")
+                lines.append(f"  example {check.index + 1}: ok → {_short_json(check.output)}")
             elif check.error:
                 lines.append(f"  example {check.index + 1}: raised {check.error}")
             else:
                 lines.append(
-                    f"  example {check.index + 1}: returned {_short(check.output)}, "
-                    f"expected {_short(check.expected)}"
+                    f"  example {check.index + 1}: returned {_short_json(check.output)}, "
+                    f"expected {_short_json(check.expected)}"
                 )
         lines.extend(f"  problem: {p}" for p in self.problems)
         return "\n".join(lines)
@@ -108,8 +108,8 @@ def verify(
         python = _make_venv(work / "venv", manifest, say)
         if pins:
             say(f"installing {len(pins)} distributions: {', '.join(pins)}")
-            flags = _index_flags(find_links, offline)
-            _uv(
+            flags = _uv.index_flags(find_links, offline)
+            _uv.run(
                 ["pip", "install", "--python", str(python), *flags, *pins],
                 show=progress is not False,
                 what="installing the lock",
@@ -117,8 +117,9 @@ def verify(
         say("loading the bundle and running its examples in the clean venv")
         run_dir = work / "run"  # empty: nothing importable but the runtime itself
         run_dir.mkdir()
-        runtime = run_dir / "takeout_runtime.py"
+        runtime = run_dir / _runtime.RUNTIME_FILE
         shutil.copyfile(_runtime.__file__, runtime)
+        shutil.copyfile(_runtime._types.__file__, run_dir / _runtime.TYPES_FILE)
         result_file = work / "result.json"
         out = subprocess.run(
             [str(python), "-I", str(runtime), str(root), str(result_file)],
@@ -146,54 +147,6 @@ def _progress(progress: Union[bool, Progress]) -> Progress:
     return lambda message: None
 
 
-def _uv_bin() -> str:
-    from uv import find_uv_bin
-
-    return str(find_uv_bin())
-
-
-def _uv(args: list[str], *, show: bool, what: str) -> None:
-    """Run uv; with `show`, its messages pass through to stderr as they come (the install
-    progress), and either way its last words explain a failure."""
-    cmd = [_uv_bin(), *args]
-    if not show:
-        cmd.insert(2 if args[0] == "pip" else 1, "-q")
-    tail: list[str] = []
-    with subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace"
-    ) as proc:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            if show:
-                sys.stderr.write(line)
-                sys.stderr.flush()
-            if line.strip():
-                tail = [*tail[-19:], line.strip()]
-    if proc.returncode != 0:
-        raise BundleError(
-            f"{what} failed: {_uv_reason(tail, proc.returncode)}; check the package index "
-            "(or pass --find-links/--offline)"
-        )
-
-
-def _uv_reason(lines: list[str], status: int) -> str:
-    """The most telling line of uv's messages: its `cause:`, else its `error:`."""
-    for prefix in ("cause:", "error:"):
-        for line in lines:
-            if line.startswith(prefix):
-                return line[len(prefix) :].strip().rstrip(".")
-    return lines[-1] if lines else f"uv exited with status {status}"
-
-
-def _index_flags(find_links: Sequence[Any], offline: bool) -> list[str]:
-    flags: list[str] = []
-    for location in find_links:
-        flags += ["--find-links", str(location)]
-    if offline:
-        flags.append("--offline")
-    return flags
-
-
 def _make_venv(venv: Path, manifest: dict[str, Any], say: Progress) -> Path:
     want = manifest.get("python") or {}
     have = _runtime.python_facts()
@@ -204,7 +157,7 @@ def _make_venv(venv: Path, manifest: dict[str, Any], say: Progress) -> Path:
     else:
         interpreter = f"{want.get('implementation', 'cpython')}{want.get('minor', '')}"
     say(f"creating a clean venv for {want.get('implementation')} {want.get('minor')}")
-    _uv(["venv", "--python", interpreter, str(venv)], show=False, what="creating the venv")
+    _uv.run(["venv", "--python", interpreter, str(venv)], show=False, what="creating the venv")
     python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     return python
 
@@ -256,8 +209,8 @@ def _judge(
             result.problems.append(f"example {index + 1} raised {check.error}")
         elif not check.ok:
             result.problems.append(
-                f"example {index + 1} returned {_short(check.output)} but "
-                f"{_short(check.expected)} was recorded at pack time"
+                f"example {index + 1} returned {_short_json(check.output)} but "
+                f"{_short_json(check.expected)} was recorded at pack time"
             )
         result.examples.append(check)
     result.ok = not result.problems
@@ -288,9 +241,9 @@ def _distribution_of(module: str) -> Optional[str]:
     if resolution.dist_id is None:
         return None
     name = env.distribution(resolution.dist_id).name
-    return name.lower().replace("_", "-").replace(".", "-")
+    return normalize(name)
 
 
-def _short(value: Any, limit: int = 80) -> str:
-    text = json.dumps(value, default=str)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _short_json(value: Any) -> str:
+    """A JSON value (an example's output) as one short line."""
+    return clip(json.dumps(value, default=str), 80)

@@ -2,7 +2,7 @@
 //! HMAC-SHA256 signature over the canonical manifest. Everything here runs before a single
 //! byte of `function.pkl` is unpickled, so a failure must stop loading, never warn.
 
-use std::fs::File;
+use fs_err::File;
 use std::io::{self, Read};
 use std::path::{Component, Path};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -88,7 +88,7 @@ fn sha256_digest(path: &Path) -> io::Result<[u8; 32]> {
         match file.read(&mut buffer) {
             Ok(0) => break,
             Ok(n) => hasher.update(&buffer[..n]),
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
             Err(err) => return Err(err),
         }
     }
@@ -155,7 +155,7 @@ fn digest_all(
         }
     };
     let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
+        .map_or(1, std::num::NonZero::get)
         .min(MAX_THREADS)
         .min(rel_paths.len());
     if threads <= 1 {
@@ -178,11 +178,15 @@ fn digest_all(
                 if result.is_err() {
                     first_failure.fetch_min(index, Ordering::SeqCst);
                 }
-                results.lock().unwrap_or_else(|e| e.into_inner())[index] = Some(result);
+                results
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)[index] = Some(result);
             });
         }
     });
-    let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    let results = results
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let failure = first_failure.into_inner();
     let mut digests = Vec::with_capacity(rel_paths.len());
     for (index, result) in results.into_iter().enumerate() {
@@ -249,7 +253,7 @@ pub fn parse_manifest(text: &str) -> Result<Value, BundleError> {
 }
 
 /// Compact UTF-8 JSON with object keys sorted by code point at every level. Keys are sorted
-/// here rather than relying on serde_json's `Map` being a `BTreeMap`: any crate in a
+/// here rather than relying on `serde_json`'s `Map` being a `BTreeMap`: any crate in a
 /// downstream build enabling `preserve_order` would silently change what is signed.
 pub fn canonical_json(value: &Value) -> Vec<u8> {
     let mut out = Vec::new();
@@ -345,8 +349,8 @@ pub fn check_signature(manifest: &Value, key: Option<&[u8]>) -> Result<(), Bundl
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fs_err as fs;
     use serde_json::json;
-    use std::fs;
     use std::io::Write;
 
     const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -599,6 +603,7 @@ mod tests {
     /// `cargo test --release -p takeout-core bundle_throughput -- --ignored --nocapture`
     #[test]
     #[ignore = "writes a 1 GiB temporary file; run by hand in release mode"]
+    #[allow(clippy::print_stderr, reason = "run by hand to print its figure")]
     fn bundle_throughput_1gib() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big.bin");

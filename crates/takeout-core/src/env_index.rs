@@ -4,7 +4,7 @@
 //! Files first, names second: a module's file is looked up in the RECORDs, so namespace
 //! packages resolve exactly (`google/protobuf/__init__.py` -> protobuf, not every `google-*`);
 //! only a module with no known file falls back to dotted names derived from RECORD and
-//! top_level.txt. Import names that differ from distribution names (sklearn, PIL, yaml) come
+//! `top_level.txt`. Import names that differ from distribution names (sklearn, PIL, yaml) come
 //! out right because they come from the metadata, never from a hand-written table.
 
 use std::collections::hash_map::Entry;
@@ -40,7 +40,7 @@ pub struct EnvIndex {
 /// A string -> distribution map whose keys live in the distributions themselves: the table
 /// holds a key's hash and where the key is stored, and the stored key is compared on
 /// lookup. An environment has tens of thousands of files and modules, and copying each
-/// into a map of its own cost more than reading all the metadata. Fx rather than SipHash:
+/// into a map of its own cost more than reading all the metadata. Fx rather than `SipHash`:
 /// the keys are the environment's own metadata, not attacker-chosen.
 #[derive(Debug, Default)]
 struct StrIndex {
@@ -87,7 +87,7 @@ impl StrIndex {
 }
 
 #[derive(Debug, Error)]
-pub enum IndexError {
+pub enum EnvIndexError {
     #[error(transparent)]
     Metadata(#[from] MetadataError),
 }
@@ -100,20 +100,21 @@ impl EnvIndex {
     /// (in order: the first distribution of a given normalised name wins, as in
     /// `importlib.metadata`). Entries that are missing or are not directories are skipped.
     /// A metadata directory too broken to read is skipped, not fatal: see [`Self::skipped`].
-    pub fn build(search_path: &[PathBuf]) -> Result<Self, IndexError> {
-        let mut index = EnvIndex::default();
+    pub fn build(search_path: &[PathBuf]) -> Result<Self, EnvIndexError> {
+        let mut index = Self::default();
         let entries = absolute_entries(search_path, &mut index.skipped);
 
         let mut candidates: Vec<(usize, PathBuf)> = Vec::new();
         for (entry_id, entry) in entries.iter().enumerate() {
-            let read_dir = match std::fs::read_dir(entry) {
+            let read_dir = match fs_err::read_dir(entry) {
                 Ok(read_dir) => read_dir,
                 // Missing entries and zip files on sys.path are normal; anything else is not.
                 Err(err) => {
                     if entry.is_dir() {
                         index.skipped.push((
                             entry.clone(),
-                            format!("cannot list `{}`: {err}", entry.display()),
+                            // fs-err's message names the directory.
+                            err.to_string(),
                         ));
                     }
                     continue;
@@ -173,7 +174,7 @@ impl EnvIndex {
     fn add(&mut self, dist: Distribution) {
         let id = self.dists.len();
         self.dists.push(dist);
-        let EnvIndex {
+        let Self {
             dists,
             by_name,
             by_file,
@@ -244,7 +245,7 @@ impl EnvIndex {
     }
 
     /// The distribution providing dotted module `module`, by the longest dotted prefix
-    /// among the modules its RECORD installs, then by top_level.txt.
+    /// among the modules its RECORD installs, then by `top_level.txt`.
     pub fn find_by_module(&self, module: &str) -> Option<DistId> {
         let mut prefix = module;
         loop {
@@ -334,7 +335,7 @@ mod tests {
     use super::*;
     use crate::metadata::test_support::dist_info;
     use crate::metadata::DistKind;
-    use std::fs;
+    use fs_err as fs;
 
     fn name_of(index: &EnvIndex, id: Option<DistId>) -> Option<&str> {
         id.map(|id| index.distributions()[id].normalized.as_str())

@@ -1,4 +1,4 @@
-//! takeout's pure-Rust core. Nothing here links Python: the PyO3 layer in `takeout-py`
+//! takeout's pure-Rust core. Nothing here links Python: the `PyO3` layer in `takeout-py`
 //! converts live objects into the plain structs these modules take.
 
 pub mod bundle;

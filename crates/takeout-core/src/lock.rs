@@ -232,7 +232,7 @@ pub fn lock(index: &EnvIndex, roots: &[Root], markers: &MarkerValues) -> Result<
     })
 }
 
-/// A PEP 508 requirement taken apart, for callers that do not link pep508_rs.
+/// A PEP 508 requirement taken apart, for callers that do not link `pep508_rs`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequirementParts {
     /// PEP 503 normalised.
@@ -274,7 +274,7 @@ pub fn parse_requirement(spec: &str) -> Result<RequirementParts, InvalidRequirem
     })
 }
 
-/// pep508_rs reasons can span lines or end in a period; ours sit mid-sentence.
+/// `pep508_rs` reasons can span lines or end in a period; ours sit mid-sentence.
 fn sentence_fragment(reason: &str) -> String {
     let joined = reason.split_whitespace().collect::<Vec<_>>().join(" ");
     let trimmed = joined.trim_end_matches('.');
@@ -353,7 +353,10 @@ mod tests {
     fn root(index: &EnvIndex, name: &str, extras: &[&str]) -> Root {
         Root {
             dist: index.find_by_name(name).unwrap(),
-            extras: extras.iter().map(|e| e.to_string()).collect(),
+            extras: extras
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect(),
         }
     }
 
@@ -640,9 +643,9 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let site = tmp.path();
         let egg = site.join("legacy-0.5.egg-info");
-        std::fs::create_dir_all(&egg).unwrap();
-        std::fs::write(egg.join("PKG-INFO"), "Name: legacy\nVersion: 0.5\n").unwrap();
-        std::fs::write(
+        fs_err::create_dir_all(&egg).unwrap();
+        fs_err::write(egg.join("PKG-INFO"), "Name: legacy\nVersion: 0.5\n").unwrap();
+        fs_err::write(
             egg.join("requires.txt"),
             "dep\n[:sys_platform == \"win32\"]\nwin\n[extra1:python_version >= \"3\"]\nopt\n",
         )

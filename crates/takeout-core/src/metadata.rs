@@ -1,6 +1,6 @@
 //! Reading one installed distribution's metadata directory (`*.dist-info` / `*.egg-info`):
-//! METADATA/PKG-INFO headers, RECORD (or installed-files.txt/SOURCES.txt), top_level.txt,
-//! direct_url.json, INSTALLER.
+//! METADATA/PKG-INFO headers, RECORD (or installed-files.txt/SOURCES.txt), `top_level.txt`,
+//! `direct_url.json`, INSTALLER.
 //!
 //! Everything here is lexical: RECORD paths are joined onto the site directory and normalised
 //! as strings, never `canonicalize`d, because an environment holds tens of thousands of files
@@ -34,23 +34,24 @@ pub struct Distribution {
     /// `Requires-Dist:` values, verbatim PEP 508 strings.
     pub requires_dist: Vec<String>,
     pub provides_extra: Vec<String>,
-    /// Top-level import names: top_level.txt if present, else derived from RECORD.
+    /// Top-level import names: `top_level.txt` if present, else derived from RECORD.
     pub top_level: Vec<String>,
     /// Dotted names of the modules and regular packages RECORD (or installed-files.txt)
     /// installs under `location`, e.g. `sklearn.cluster._kmeans`, `yaml`, in RECORD order.
     pub modules: Vec<String>,
     /// Files the distribution installed, absolute and lexically normalised.
     pub files: FileList,
-    /// For editable installs: the project directory (from direct_url.json).
+    /// For editable installs: the project directory (from `direct_url.json`).
     pub editable_root: Option<PathBuf>,
-    /// direct_url.json `url`, when present.
+    /// `direct_url.json` `url`, when present.
     pub direct_url: Option<String>,
     pub installer: Option<String>,
 }
 
 #[derive(Debug, Error)]
 pub enum MetadataError {
-    #[error("cannot read `{path}`: {source}")]
+    /// fs-err's message already names the file.
+    #[error("{source}")]
     Io {
         path: PathBuf,
         #[source]
@@ -164,10 +165,22 @@ impl FileList {
     }
 }
 
+/// The import system compares extension-module suffixes case-sensitively
+/// (`importlib.machinery.EXTENSION_SUFFIXES`), so `X.SO` is not a module, even on a
+/// case-insensitive file system.
+#[allow(clippy::case_sensitive_file_extension_comparisons)]
+fn has_extension_suffix(file: &str) -> bool {
+    file.ends_with(".so") || file.ends_with(".pyd")
+}
+
 /// Whether `rel` is relative, `/`-separated, and free of empty, `.` and `..` components,
 /// so that joining needs no normalisation. Conservative: any component starting with a dot
 /// (`.hidden`) takes the slow path too. Written as branch-free folds over byte pairs so the
 /// compiler vectorises it: this runs once per installed file.
+#[allow(
+    clippy::needless_bitwise_bool,
+    reason = "`||` and `any` short-circuit, which stops vectorisation"
+)]
 fn is_plain(rel: &str) -> bool {
     let bytes = rel.as_bytes();
     let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else {
@@ -209,7 +222,7 @@ pub fn read_distribution(
 }
 
 fn read_required(path: PathBuf) -> Result<(Vec<u8>, PathBuf), MetadataError> {
-    match std::fs::read(&path) {
+    match fs_err::read(&path) {
         Ok(bytes) => Ok((bytes, path)),
         Err(source) => Err(MetadataError::Io { path, source }),
     }
@@ -217,7 +230,7 @@ fn read_required(path: PathBuf) -> Result<(Vec<u8>, PathBuf), MetadataError> {
 
 /// `Ok(None)` when the file does not exist: most metadata files are optional.
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, MetadataError> {
-    match std::fs::read(path) {
+    match fs_err::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(MetadataError::Io {
@@ -624,7 +637,7 @@ fn split_module_path(rel: &str) -> Option<(&str, &str)> {
     };
     let stem = if let Some(stem) = file.strip_suffix(".py") {
         stem
-    } else if file.ends_with(".so") || file.ends_with(".pyd") {
+    } else if has_extension_suffix(file) {
         // Extension modules carry their ABI tag between the name and the suffix.
         file.split('.').next().unwrap_or(file)
     } else {
@@ -689,7 +702,8 @@ fn is_identifier(name: &str) -> bool {
 pub(crate) mod test_support {
     //! Synthetic site directories for the tests of this crate.
 
-    use std::fs;
+    use fs_err as fs;
+    use std::fmt::Write as _;
     use std::path::Path;
 
     /// Write `<site>/<name>-<version>.dist-info` with METADATA built from `headers`, a RECORD
@@ -714,7 +728,7 @@ pub(crate) mod test_support {
         fs::write(dir.join("METADATA"), metadata).unwrap();
         let mut record = String::new();
         for file in files {
-            record.push_str(&format!("{file},sha256=abc,1\n"));
+            writeln!(record, "{file},sha256=abc,1").unwrap();
             if !file.starts_with("..") && !file.starts_with('"') {
                 let path = site.join(file);
                 fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -722,9 +736,11 @@ pub(crate) mod test_support {
             }
         }
         let dist_info_name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        record.push_str(&format!(
+        write!(
+            record,
             "{dist_info_name}/METADATA,,\n{dist_info_name}/RECORD,,\n"
-        ));
+        )
+        .unwrap();
         fs::write(dir.join("RECORD"), record).unwrap();
         for (file, content) in extra {
             fs::write(dir.join(file), content).unwrap();
@@ -920,23 +936,23 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let site = normalize_path(tmp.path());
         let dir = site.join("old_pkg-0.5-py3.11.egg-info");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
+        fs_err::create_dir_all(&dir).unwrap();
+        fs_err::write(
             dir.join("PKG-INFO"),
             "Metadata-Version: 1.1\nName: old_pkg\nVersion: 0.5\n",
         )
         .unwrap();
-        std::fs::write(
+        fs_err::write(
             dir.join("requires.txt"),
             "six\n\n[:sys_platform == \"win32\"]\ncolorama\n\n[fast]\ncython\n\n[Test:python_version < \"3.8\"]\nmock; os_name == \"nt\"\n",
         )
         .unwrap();
-        std::fs::write(
+        fs_err::write(
             dir.join("installed-files.txt"),
             "../old_pkg/__init__.py\n../old_pkg/core.py\n../../../bin/old\nPKG-INFO\n",
         )
         .unwrap();
-        std::fs::write(dir.join("top_level.txt"), "old_pkg\n").unwrap();
+        fs_err::write(dir.join("top_level.txt"), "old_pkg\n").unwrap();
         let dist = read_distribution(&site, &dir).unwrap();
         assert_eq!(dist.normalized, "old-pkg");
         assert_eq!(
@@ -959,7 +975,7 @@ mod tests {
     fn reads_a_single_file_egg_info_and_sources_txt() {
         let tmp = tempfile::tempdir().unwrap();
         let site = normalize_path(tmp.path());
-        std::fs::write(
+        fs_err::write(
             site.join("legacy-1.0.egg-info"),
             "Name: legacy\nVersion: 1.0\n",
         )
@@ -972,14 +988,14 @@ mod tests {
         assert!(legacy.files.is_empty());
 
         let dir = site.join("dev.egg-info");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
+        fs_err::create_dir_all(&dir).unwrap();
+        fs_err::write(
             dir.join("PKG-INFO"),
             "Name: dev\nVersion: 0.0\nRequires-Dist: a\n",
         )
         .unwrap();
-        std::fs::write(dir.join("SOURCES.txt"), "setup.py\nsrc/dev/__init__.py\n").unwrap();
-        std::fs::write(dir.join("requires.txt"), "ignored\n").unwrap();
+        fs_err::write(dir.join("SOURCES.txt"), "setup.py\nsrc/dev/__init__.py\n").unwrap();
+        fs_err::write(dir.join("requires.txt"), "ignored\n").unwrap();
         let dev = read_distribution(&site, &dir).unwrap();
         assert_eq!(dev.requires_dist, ["a"]);
         let files: Vec<&Path> = dev.files.iter().collect();
@@ -995,8 +1011,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let site = tmp.path();
         let no_name = site.join("x-1.dist-info");
-        std::fs::create_dir_all(&no_name).unwrap();
-        std::fs::write(no_name.join("METADATA"), "Version: 1\n").unwrap();
+        fs_err::create_dir_all(&no_name).unwrap();
+        fs_err::write(no_name.join("METADATA"), "Version: 1\n").unwrap();
         let err = read_distribution(site, &no_name).unwrap_err();
         assert!(
             matches!(err, MetadataError::MissingField { field: "Name", .. }),
@@ -1004,16 +1020,16 @@ mod tests {
         );
 
         let no_metadata = site.join("y-1.dist-info");
-        std::fs::create_dir_all(&no_metadata).unwrap();
+        fs_err::create_dir_all(&no_metadata).unwrap();
         let err = read_distribution(site, &no_metadata)
             .unwrap_err()
             .to_string();
         assert!(err.contains("y-1.dist-info/METADATA`"), "{err}");
 
         let bad_json = site.join("z-1.dist-info");
-        std::fs::create_dir_all(&bad_json).unwrap();
-        std::fs::write(bad_json.join("METADATA"), "Name: z\nVersion: 1\n").unwrap();
-        std::fs::write(bad_json.join("direct_url.json"), "{").unwrap();
+        fs_err::create_dir_all(&bad_json).unwrap();
+        fs_err::write(bad_json.join("METADATA"), "Name: z\nVersion: 1\n").unwrap();
+        fs_err::write(bad_json.join("direct_url.json"), "{").unwrap();
         let err = read_distribution(site, &bad_json).unwrap_err();
         assert!(matches!(err, MetadataError::Malformed { .. }), "{err}");
     }

@@ -219,18 +219,15 @@ fn convert(code: &Bound<'_, PyAny>) -> PyResult<CodeUnit> {
             }
             continue;
         }
-        match stack.pop() {
-            Some(frame) => {
-                let value = frame.finish();
-                match stack.last_mut() {
-                    Some(parent) => parent.done.push(value),
-                    None => root_done.push(value),
-                }
+        if let Some(frame) = stack.pop() {
+            let value = frame.finish();
+            match stack.last_mut() {
+                Some(parent) => parent.done.push(value),
+                None => root_done.push(value),
             }
-            None => {
-                root.consts = root_done;
-                return Ok(root);
-            }
+        } else {
+            root.consts = root_done;
+            return Ok(root);
         }
     }
 }

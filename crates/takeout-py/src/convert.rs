@@ -2,9 +2,11 @@
 //!
 //! Arguments arrive as plain JSON-derived objects (dict, list, str, int, float, bool, None);
 //! richer types are the bundle loader's business. Results go the other way straight into JSON
-//! bytes: exact builtins on a fast path, then numpy, pandas, dataclasses, datetimes, Decimal,
-//! sets, tuples, enums and generators; NaN and ±Infinity become `null`. Anything else is an
-//! error that names the type and where in the result it sits.
+//! bytes: JSON's own types here, on a fast path; every other type (numpy, pandas, polars,
+//! dataclasses, datetimes, Decimal, sets, enums, generators…) by the one type table that
+//! `takeout call` and `verify` use too (`takeout._types`), so the answers cannot differ. NaN
+//! and ±Infinity become `null`. Anything without a JSON form is an error that names the type
+//! and where in the result it sits.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -12,10 +14,7 @@ use std::io::Write as _;
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{
-    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet, PyString,
-    PyTuple, PyType,
-};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 use pyo3::{intern, IntoPyObjectExt};
 
 use takeout_core::server::json::Json;
@@ -58,7 +57,7 @@ pub(crate) enum EncodeError {
 
 impl From<PyErr> for EncodeError {
     fn from(err: PyErr) -> Self {
-        EncodeError::Raised(err)
+        Self::Raised(err)
     }
 }
 
@@ -67,60 +66,39 @@ enum Seg {
     Key(String),
 }
 
-/// Types looked up once per interpreter.
-struct Types {
-    datetime: Py<PyType>,
-    date: Py<PyType>,
-    time: Py<PyType>,
-    timedelta: Py<PyType>,
-    decimal: Py<PyType>,
-    enum_: Py<PyType>,
-    uuid: Py<PyType>,
-    pure_path: Py<PyType>,
-    generator: Py<PyType>,
-    mapping: Py<PyType>,
-    fields: Py<PyAny>,
+/// The type table (`takeout._types`), looked up once per interpreter: the answer for every
+/// type that is not one of JSON's own, so this encoder and `_runtime.to_json` cannot differ.
+struct Table {
+    plain: Py<PyAny>,
+    key: Py<PyAny>,
+    not_json: Py<PyType>,
 }
 
-static TYPES: PyOnceLock<Types> = PyOnceLock::new();
+static TABLE: PyOnceLock<Table> = PyOnceLock::new();
 
-fn types(py: Python<'_>) -> PyResult<&Types> {
-    TYPES.get_or_try_init(py, || {
-        let get = |module: &str, name: &str| -> PyResult<Py<PyType>> {
-            Ok(py
-                .import(module)?
-                .getattr(name)?
+fn table(py: Python<'_>) -> PyResult<&Table> {
+    TABLE.get_or_try_init(py, || {
+        let module = py.import("takeout._types")?;
+        Ok(Table {
+            plain: module.getattr("plain")?.unbind(),
+            key: module.getattr("key")?.unbind(),
+            not_json: module
+                .getattr("NotJSON")?
                 .cast_into::<PyType>()
                 .map_err(PyErr::from)?
-                .unbind())
-        };
-        Ok(Types {
-            datetime: get("datetime", "datetime")?,
-            date: get("datetime", "date")?,
-            time: get("datetime", "time")?,
-            timedelta: get("datetime", "timedelta")?,
-            decimal: get("decimal", "Decimal")?,
-            enum_: get("enum", "Enum")?,
-            uuid: get("uuid", "UUID")?,
-            pure_path: get("pathlib", "PurePath")?,
-            generator: get("types", "GeneratorType")?,
-            mapping: get("collections.abc", "Mapping")?,
-            fields: py.import("dataclasses")?.getattr("fields")?.unbind(),
+                .unbind(),
         })
     })
 }
 
 /// Import what the encoder needs now, so the first request does not pay for it.
 pub(crate) fn warm_up(py: Python<'_>) -> PyResult<()> {
-    types(py).map(|_| ())
+    table(py).map(|_| ())
 }
 
 /// `module.QualName` of an object's type (`builtins` left out).
 pub(crate) fn type_name(ty: &Bound<'_, PyType>) -> String {
-    let qualname = ty
-        .qualname()
-        .map(|q| q.to_string())
-        .unwrap_or_else(|_| "?".into());
+    let qualname = ty.qualname().map_or_else(|_| "?".into(), |q| q.to_string());
     match ty.module().map(|m| m.to_string()) {
         Ok(m) if m != "builtins" => format!("{m}.{qualname}"),
         _ => qualname,
@@ -131,14 +109,14 @@ pub(crate) fn type_name(ty: &Bound<'_, PyType>) -> String {
 pub(crate) fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     let mut path = Vec::new();
     Encoder {
-        types: types(obj.py())?,
+        table: table(obj.py())?,
         path: &mut path,
     }
     .value(obj, out, 0)
 }
 
 struct Encoder<'a> {
-    types: &'a Types,
+    table: &'a Table,
     path: &'a mut Vec<Seg>,
 }
 
@@ -176,6 +154,9 @@ impl Encoder<'_> {
         Ok(())
     }
 
+    /// Subclasses of JSON's own types (numpy's float64, an `IntEnum`, a named tuple, an
+    /// `OrderedDict`) are written as what they are; anything else is one step of the type
+    /// table (`_types.plain`: a dataclass into a dict, an array into lists) and written on.
     fn other(
         &mut self,
         obj: &Bound<'_, PyAny>,
@@ -183,18 +164,9 @@ impl Encoder<'_> {
         depth: usize,
     ) -> Result<(), EncodeError> {
         let py = obj.py();
-        let t = self.types;
-        if obj.is_instance(t.enum_.bind(py))? {
-            return self.value(&obj.getattr(intern!(py, "value"))?, out, depth + 1);
-        }
-        if obj.is_instance_of::<PyBool>() {
-            out.extend_from_slice(if obj.is_truthy()? { b"true" } else { b"false" });
-            return Ok(());
-        }
         if obj.is_instance_of::<PyInt>() {
             return write_int(obj, out);
         }
-        // numpy's float64 is a float subclass; so it lands here with its NaN handling.
         if obj.is_instance_of::<PyFloat>() {
             write_float(obj.extract::<f64>()?, out);
             return Ok(());
@@ -212,125 +184,29 @@ impl Encoder<'_> {
         if let Ok(dict) = obj.cast::<PyDict>() {
             return self.dict(dict, out, depth);
         }
-        let ty = obj.get_type();
-        let module = ty.module().map(|m| m.to_string()).unwrap_or_default();
-        if module == "numpy" || module.starts_with("numpy.") {
-            // `tolist()` turns arrays into nested lists and scalars into Python scalars.
-            if obj.hasattr(intern!(py, "tolist"))? {
-                let plain = obj.call_method0(intern!(py, "tolist"))?;
-                return self.value(&plain, out, depth + 1);
-            }
+        match self.table.plain.bind(py).call1((obj,)) {
+            Ok(plain) => self.value(&plain, out, depth + 1),
+            Err(err) => Err(self.refused(obj, err, "")),
         }
-        if module == "pandas" || module.starts_with("pandas.") {
-            let name = ty.name().map(|n| n.to_string()).unwrap_or_default();
-            match name.as_str() {
-                "NaTType" | "NAType" => {
-                    out.extend_from_slice(b"null");
-                    return Ok(());
-                }
-                "DataFrame" => {
-                    let kwargs = PyDict::new(py);
-                    kwargs.set_item("orient", "records")?;
-                    let records = obj.call_method(intern!(py, "to_dict"), (), Some(&kwargs))?;
-                    return self.value(&records, out, depth + 1);
-                }
-                _ => {}
-            }
-            if !obj.is_instance(t.datetime.bind(py))?
-                && !obj.is_instance(t.timedelta.bind(py))?
-                && obj.hasattr(intern!(py, "tolist"))?
-            {
-                let plain = obj.call_method0(intern!(py, "tolist"))?;
-                return self.value(&plain, out, depth + 1);
-            }
-        }
-        // `datetime` before `date`: it is a subclass.
-        if obj.is_instance(t.datetime.bind(py))?
-            || obj.is_instance(t.date.bind(py))?
-            || obj.is_instance(t.time.bind(py))?
-        {
-            let iso = obj.call_method0(intern!(py, "isoformat"))?;
-            write_str(&iso.str()?.to_string_lossy(), out);
-            return Ok(());
-        }
-        if obj.is_instance(t.timedelta.bind(py))? {
-            let seconds = obj.call_method0(intern!(py, "total_seconds"))?;
-            write_float(seconds.extract::<f64>()?, out);
-            return Ok(());
-        }
-        if obj.is_instance(t.decimal.bind(py))? {
-            if obj.call_method0(intern!(py, "is_finite"))?.is_truthy()? {
-                // `str(Decimal)` is a valid JSON number (`1.10`, `1E+2`): no float rounding.
-                out.extend_from_slice(obj.str()?.to_string_lossy().as_bytes());
-            } else {
-                out.extend_from_slice(b"null");
-            }
-            return Ok(());
-        }
-        if obj.is_instance(t.uuid.bind(py))? || obj.is_instance(t.pure_path.bind(py))? {
-            write_str(&obj.str()?.to_string_lossy(), out);
-            return Ok(());
-        }
-        if obj.is_instance_of::<PySet>() || obj.is_instance_of::<PyFrozenSet>() {
-            // Sorted when the items allow it, so the same set gives the same bytes.
-            let items = match py
-                .import(intern!(py, "builtins"))?
-                .getattr(intern!(py, "sorted"))?
-                .call1((obj,))
-            {
-                Ok(sorted) => sorted,
-                Err(_) => {
-                    PyList::new(py, obj.try_iter()?.collect::<PyResult<Vec<_>>>()?)?.into_any()
-                }
-            };
-            return self.value(&items, out, depth + 1);
-        }
-        if obj.is_instance(t.generator.bind(py))? {
-            let items = PyList::empty(py);
-            for item in obj.try_iter()? {
-                items.append(item?)?;
-            }
-            return self.value(items.as_any(), out, depth + 1);
-        }
-        if !obj.is_instance_of::<PyType>() && ty.hasattr(intern!(py, "__dataclass_fields__"))? {
-            return self.dataclass(obj, out, depth);
-        }
-        if obj.hasattr(intern!(py, "model_dump"))? && !obj.is_instance_of::<PyType>() {
-            let kwargs = PyDict::new(py);
-            kwargs.set_item("mode", "json")?;
-            let dumped = obj.call_method(intern!(py, "model_dump"), (), Some(&kwargs))?;
-            return self.value(&dumped, out, depth + 1);
-        }
-        if obj.is_instance(t.mapping.bind(py))? {
-            let dict = PyDict::new(py);
-            for item in obj.call_method0(intern!(py, "items"))?.try_iter()? {
-                let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
-                dict.set_item(k, v)?;
-            }
-            return self.dict(&dict, out, depth);
-        }
-        if let Ok(b) = obj.cast::<PyBytes>() {
-            return self.utf8(obj, b.as_bytes(), out);
-        }
-        if let Ok(b) = obj.cast::<PyByteArray>() {
-            return self.utf8(obj, &b.to_vec(), out);
-        }
-        Err(self.unserializable(obj, ""))
     }
 
-    fn utf8(
-        &mut self,
-        obj: &Bound<'_, PyAny>,
-        bytes: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<(), EncodeError> {
-        match std::str::from_utf8(bytes) {
-            Ok(s) => {
-                write_str(s, out);
-                Ok(())
-            }
-            Err(_) => Err(self.unserializable(obj, " (not UTF-8)")),
+    /// A `NotJSON` from the table is a value with no JSON form, named with its place; any
+    /// other exception was raised by user code (a generator's body) and is reported as such.
+    fn refused(&self, obj: &Bound<'_, PyAny>, err: PyErr, suffix: &str) -> EncodeError {
+        let py = obj.py();
+        if !err.is_instance(py, self.table.not_json.bind(py)) {
+            return EncodeError::Raised(err);
         }
+        let why = err
+            .value(py)
+            .getattr(intern!(py, "why"))
+            .and_then(|w| w.extract::<String>())
+            .unwrap_or_default();
+        let mut refused = self.unserializable(obj, &why);
+        if let EncodeError::Unserializable { path, .. } = &mut refused {
+            path.push_str(suffix);
+        }
+        refused
     }
 
     fn seq<'py>(
@@ -374,66 +250,28 @@ impl Encoder<'_> {
         Ok(())
     }
 
-    fn dataclass(
-        &mut self,
-        obj: &Bound<'_, PyAny>,
-        out: &mut Vec<u8>,
-        depth: usize,
-    ) -> Result<(), EncodeError> {
-        let py = obj.py();
-        out.push(b'{');
-        let fields = self.types.fields.bind(py).call1((obj,))?;
-        for (i, field) in fields.try_iter()?.enumerate() {
-            let name = field?.getattr(intern!(py, "name"))?;
-            let name = name.cast::<PyString>().map_err(PyErr::from)?;
-            if i > 0 {
-                out.push(b',');
-            }
-            let key = name.to_string_lossy().into_owned();
-            write_str(&key, out);
-            out.push(b':');
-            let value = obj.getattr(name)?;
-            self.path.push(Seg::Key(key));
-            self.value(&value, out, depth + 1)?;
-            self.path.pop();
-        }
-        out.push(b'}');
-        Ok(())
-    }
-
-    /// Object keys as `json.dumps` writes them: strings, and numbers, booleans and None as text.
+    /// Object keys as `json.dumps` writes them; past strings, None, booleans and ints, the
+    /// type table's `key` says (a date as ISO text, a float as json writes it, a tuple never).
     fn key<'k>(&mut self, k: &'k Bound<'_, PyAny>) -> Result<Cow<'k, str>, EncodeError> {
-        if let Ok(s) = k.cast::<PyString>() {
+        if let Ok(s) = k.cast_exact::<PyString>() {
             return Ok(Cow::Owned(s.to_string_lossy().into_owned()));
         }
         if k.is_none() {
             return Ok(Cow::Borrowed("null"));
         }
-        if k.is_instance_of::<PyBool>() {
+        if k.is_exact_instance_of::<PyBool>() {
             return Ok(Cow::Borrowed(if k.is_truthy()? { "true" } else { "false" }));
         }
-        let py = k.py();
-        if k.is_instance_of::<PyInt>() || k.is_instance_of::<PyFloat>() {
+        if k.is_exact_instance_of::<PyInt>() {
             return Ok(Cow::Owned(k.str()?.to_string_lossy().into_owned()));
         }
-        if k.is_instance(self.types.enum_.bind(py))? {
-            let value = k.getattr(intern!(py, "value"))?;
-            return Ok(Cow::Owned(self.key(&value)?.into_owned()));
+        match self.table.key.bind(k.py()).call1((k,)) {
+            Ok(text) => {
+                let text = text.cast_into::<PyString>().map_err(PyErr::from)?;
+                Ok(Cow::Owned(text.to_string_lossy().into_owned()))
+            }
+            Err(err) => Err(self.refused(k, err, "{key}")),
         }
-        let module = k
-            .get_type()
-            .module()
-            .map(|m| m.to_string())
-            .unwrap_or_default();
-        if module == "numpy" || module.starts_with("numpy.") {
-            let plain = k.call_method0(intern!(py, "tolist"))?;
-            return Ok(Cow::Owned(self.key(&plain)?.into_owned()));
-        }
-        let mut err = self.unserializable(k, " as a dict key");
-        if let EncodeError::Unserializable { path, .. } = &mut err {
-            path.push_str("{key}");
-        }
-        Err(err)
     }
 
     fn unserializable(&self, obj: &Bound<'_, PyAny>, why: &str) -> EncodeError {
@@ -471,15 +309,12 @@ fn is_identifier(s: &str) -> bool {
 }
 
 fn write_int(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-    match obj.extract::<i64>() {
-        Ok(i) => {
-            let _ = write!(out, "{i}");
-        }
+    if let Ok(i) = obj.extract::<i64>() {
+        let _ = write!(out, "{i}");
+    } else {
         // Past 64 bits: Python's own digits are exact, and a JSON number has no size limit.
-        Err(_) => {
-            let int = obj.py().get_type::<PyInt>().call1((obj,))?;
-            out.extend_from_slice(int.str()?.to_string_lossy().as_bytes());
-        }
+        let int = obj.py().get_type::<PyInt>().call1((obj,))?;
+        out.extend_from_slice(int.str()?.to_string_lossy().as_bytes());
     }
     Ok(())
 }

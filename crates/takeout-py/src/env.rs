@@ -34,7 +34,7 @@ pub(crate) struct PyDistribution {
 
 impl From<&Distribution> for PyDistribution {
     fn from(dist: &Distribution) -> Self {
-        PyDistribution {
+        Self {
             name: dist.name.clone(),
             normalized: dist.normalized.clone(),
             version: dist.version.clone(),
@@ -120,7 +120,7 @@ impl PyEnvIndex {
             .iter()
             .map(|dist| Py::new(py, PyDistribution::from(dist)))
             .collect::<PyResult<_>>()?;
-        Ok(PyEnvIndex { index, dists })
+        Ok(Self { index, dists })
     }
 
     fn __len__(&self) -> usize {

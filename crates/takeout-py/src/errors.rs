@@ -22,7 +22,7 @@ pub(crate) fn bytecode_error(err: takeout_core::bytecode::BytecodeError) -> PyEr
     BytecodeError::new_err(err.to_string())
 }
 
-pub(crate) fn index_error(err: takeout_core::env_index::IndexError) -> PyErr {
+pub(crate) fn index_error(err: takeout_core::env_index::EnvIndexError) -> PyErr {
     EnvironmentIndexError::new_err(err.to_string())
 }
 

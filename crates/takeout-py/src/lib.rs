@@ -1,8 +1,9 @@
-//! `takeout._core`: the thin PyO3 layer over `takeout-core`. Each file converts the types of
+//! `takeout._core`: the thin `PyO3` layer over `takeout-core`. Each file converts the types of
 //! one core module; `errors.rs` maps every core error onto `takeout.errors` in one place.
 
 mod bundle;
 mod bytecode;
+mod config;
 mod convert;
 mod env;
 mod errors;

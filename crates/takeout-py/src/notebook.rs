@@ -17,7 +17,7 @@ pub(crate) struct PySlicedCell {
 
 impl From<SlicedCell> for PySlicedCell {
     fn from(cell: SlicedCell) -> Self {
-        PySlicedCell {
+        Self {
             number: cell.number,
             execution_count: cell.execution_count,
             source: cell.source,

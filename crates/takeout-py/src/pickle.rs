@@ -23,7 +23,7 @@ pub(crate) struct PyPickleScan {
 
 impl From<PickleScan> for PyPickleScan {
     fn from(scan: PickleScan) -> Self {
-        PyPickleScan {
+        Self {
             protocol: scan.protocol,
             globals: scan
                 .globals

@@ -3,8 +3,8 @@
 //! The function is any callable plus its manifest as JSON text, so nothing here knows bundles.
 
 mod aio;
+mod gil;
 mod invoke;
-mod pool;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -17,10 +17,10 @@ use pyo3::IntoPyObjectExt;
 
 use takeout_core::server::http::{self, ServerHandle};
 use takeout_core::server::{
-    ApiError, Head, Invoke, LogFormat, Logger, Options, Outcome, Response, Route, Service, Start,
-    Step, Ticket,
+    ApiError, Head, Invoke, Outcome, Response, Route, Service, Start, Step, Ticket,
 };
 
+use crate::config::ServeConfig;
 use crate::errors::serve_error;
 use invoke::{PyInvoker, SlotReply};
 
@@ -37,56 +37,22 @@ pub(crate) struct PyApp {
 #[pymethods]
 impl PyApp {
     #[new]
-    #[pyo3(signature = (
-        function, manifest_json, *, token=None, max_body=10_485_760, timeout=60.0,
-        max_concurrency=1024, max_depth=64, debug=false, threads=8, log_format="text",
-        access_log=false, quiet=false,
-    ))]
-    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         function: Py<PyAny>,
         manifest_json: &str,
-        token: Option<String>,
-        max_body: usize,
-        timeout: f64,
-        max_concurrency: usize,
-        max_depth: usize,
-        debug: bool,
-        threads: usize,
-        log_format: &str,
-        access_log: bool,
-        quiet: bool,
+        config: ServeConfig,
     ) -> PyResult<Self> {
         if !function.bind(py).is_callable() {
             return Err(serve_error("the function to serve is not callable".into()));
         }
-        if !(timeout.is_finite() && timeout > 0.0) {
-            return Err(serve_error(format!(
-                "`timeout` must be a positive number of seconds, not {timeout}"
-            )));
-        }
-        let format: LogFormat = log_format.parse().map_err(serve_error)?;
-        let opts = Options {
-            token: token.filter(|t| !t.is_empty()),
-            max_body,
-            timeout: Duration::from_secs_f64(timeout),
-            max_concurrency: max_concurrency.max(1),
-            max_depth: max_depth.clamp(1, 127),
-            debug,
-        };
-        let log = Logger {
-            format,
-            access: access_log,
-            quiet,
-        };
-        let service = Service::new(manifest_json, opts, log)
+        let service = Service::new(manifest_json, config.options()?, config.logger()?)
             .map_err(|err| serve_error(format!("cannot serve this manifest: {err}")))?;
         crate::convert::warm_up(py)?;
-        Ok(PyApp {
+        Ok(Self {
             inner: Arc::new(Inner {
                 service: Arc::new(service),
-                invoker: Arc::new(PyInvoker::new(function, threads, debug)),
+                invoker: Arc::new(PyInvoker::new(function, config.threads, config.debug)),
             }),
         })
     }
@@ -118,6 +84,7 @@ impl PyApp {
         let mut content_type = None;
         let mut authorization = None;
         let mut content_length = None;
+        let mut inference_header_length = None;
         for pair in headers.try_iter()? {
             let (name, value): (Vec<u8>, Vec<u8>) = pair?.extract()?;
             if name.eq_ignore_ascii_case(b"content-type") {
@@ -128,6 +95,10 @@ impl PyApp {
                 content_length = std::str::from_utf8(&value)
                     .ok()
                     .and_then(|v| v.trim().parse().ok());
+            } else if name.eq_ignore_ascii_case(b"inference-header-content-length") {
+                inference_header_length = std::str::from_utf8(&value)
+                    .ok()
+                    .and_then(|v| v.trim().parse().ok());
             }
         }
         let head = Head {
@@ -136,6 +107,7 @@ impl PyApp {
             content_type: content_type.as_deref(),
             authorization: authorization.as_deref(),
             content_length,
+            inference_header_length,
         };
         match self.inner.service.start(&head, started) {
             Start::Respond(r) => response_tuple(py, r),
@@ -147,6 +119,12 @@ impl PyApp {
             }
             .into_bound_py_any(py),
         }
+    }
+
+    /// In forked worker number `slot`: count metrics into its share of the shared block, so a
+    /// scrape of any worker shows them all. False when `workers` was 1 or `slot` is past it.
+    fn set_worker(&self, slot: usize) -> bool {
+        self.inner.service.metrics().set_worker(slot)
     }
 
     /// `/readyz` answers 503 from now on (ASGI lifespan shutdown).
@@ -185,7 +163,9 @@ pub(crate) struct PyExchange {
 
 impl PyExchange {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -239,7 +219,10 @@ impl PyExchange {
     fn response<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let mut state = self.state();
         let outcome = match &*state {
-            State::Waiting { slot, .. } => slot.lock().unwrap_or_else(|e| e.into_inner()).take(),
+            State::Waiting { slot, .. } => slot
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take(),
             _ => None,
         };
         let Some(outcome) = outcome else {
@@ -310,48 +293,19 @@ pub(crate) struct PyServer {
 
 #[pymethods]
 impl PyServer {
-    /// Bind and start serving at once, on threads of its own.
+    /// Bind `config.host`:`config.port` and start serving at once, on threads of its own.
     #[new]
-    #[pyo3(signature = (
-        app, host="127.0.0.1", port=8000, *, reuse_port=false, io_threads=1, grace=30.0,
-        header_timeout=30.0, body_timeout=30.0, spin=true,
-    ))]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        py: Python<'_>,
-        app: &PyApp,
-        host: &str,
-        port: u16,
-        reuse_port: bool,
-        io_threads: usize,
-        grace: f64,
-        header_timeout: f64,
-        body_timeout: f64,
-        spin: bool,
-    ) -> PyResult<Self> {
-        let seconds = |name: &str, v: f64| -> PyResult<Duration> {
-            if v.is_finite() && v >= 0.0 {
-                Ok(Duration::from_secs_f64(v))
-            } else {
-                Err(serve_error(format!(
-                    "`{name}` must be a number of seconds, not {v}"
-                )))
-            }
-        };
-        let config = http::Config {
-            io_threads: io_threads.max(1),
-            header_timeout: seconds("header_timeout", header_timeout)?,
-            body_timeout: seconds("body_timeout", body_timeout)?,
-            grace: seconds("grace", grace)?,
-            spin,
-        };
+    #[pyo3(signature = (app, config, *, reuse_port=false))]
+    fn new(py: Python<'_>, app: &PyApp, config: ServeConfig, reuse_port: bool) -> PyResult<Self> {
+        let http_config = config.http()?;
+        let (host, port) = (config.host.as_str(), config.port);
         let listener = http::bind(host, port, reuse_port).map_err(|err| {
             serve_error(format!(
                 "cannot listen on {host}:{port}: {err}; pick another `--port` or stop what uses it"
             ))
         })?;
         let inner = &app.inner;
-        inner.invoker.set_spin(spin);
+        inner.invoker.set_spin(http_config.spin);
         inner
             .invoker
             .start()
@@ -359,9 +313,9 @@ impl PyServer {
         let invoker: Arc<dyn Invoke> = inner.invoker.clone();
         let service = inner.service.clone();
         let handle = py
-            .detach(|| http::spawn(listener, service, invoker, config))
+            .detach(|| http::spawn(listener, service, invoker, http_config))
             .map_err(|err| serve_error(format!("cannot start the server: {err}")))?;
-        Ok(PyServer {
+        Ok(Self {
             handle,
             host: host.to_owned(),
         })
@@ -429,3 +383,6 @@ impl PyServer {
         format!("Server(url={:?})", self.url())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -2,7 +2,7 @@
 //!
 //! Opcode numbers, which opcodes take an argument and how many inline cache units follow
 //! each one are *not* hard-coded: the caller builds an [`OpcodeTable`] from the running
-//! interpreter's `dis`/`opcode` modules, so the same scanner decodes CPython 3.9 to 3.14.
+//! interpreter's `dis`/`opcode` modules, so the same scanner decodes `CPython` 3.9 to 3.14.
 //! Opcodes are recognised by name, looked up once when the table is built; a name the
 //! running version lacks (`LOAD_METHOD` on 3.12, `PRECALL` on 3.10) is simply never matched.
 
@@ -72,20 +72,20 @@ impl Role {
     fn needs_arg(self) -> bool {
         matches!(
             self,
-            Role::ExtendedArg
-                | Role::LoadConst
-                | Role::LoadSmallInt
-                | Role::ImportName
-                | Role::LoadGlobal
-                | Role::LoadName
-                | Role::LoadAttr
-                | Role::LoadMethod
-                | Role::LoadFast
+            Self::ExtendedArg
+                | Self::LoadConst
+                | Self::LoadSmallInt
+                | Self::ImportName
+                | Self::LoadGlobal
+                | Self::LoadName
+                | Self::LoadAttr
+                | Self::LoadMethod
+                | Self::LoadFast
         )
     }
 }
 
-/// Opcode names the scanner understands, across CPython 3.9 to 3.14.
+/// Opcode names the scanner understands, across `CPython` 3.9 to 3.14.
 const ROLES: &[(&str, Role)] = &[
     ("EXTENDED_ARG", Role::ExtendedArg),
     ("NOP", Role::Transparent),
@@ -205,7 +205,7 @@ pub enum Const {
     None,
     Int(i64),
     Str(String),
-    Tuple(Vec<Const>),
+    Tuple(Vec<Self>),
     /// A nested code object (comprehension, lambda, inner function, class body).
     Code(Box<CodeUnit>),
     Other,

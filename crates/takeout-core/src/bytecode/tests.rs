@@ -1,5 +1,5 @@
 //! Hand-assembled bytecode against fake opcode tables. The numbers deliberately differ from
-//! any real CPython's in places: the scanner must take everything from the table.
+//! any real `CPython`'s in places: the scanner must take everything from the table.
 
 use proptest::prelude::*;
 
@@ -7,7 +7,7 @@ use super::*;
 
 type Spec<'a> = (&'a str, u8, bool, u8);
 
-/// 3.11-like: LOAD_GLOBAL `arg >> 1`, LOAD_ATTR plain, LOAD_METHOD and PRECALL exist.
+/// 3.11-like: `LOAD_GLOBAL` `arg >> 1`, `LOAD_ATTR` plain, `LOAD_METHOD` and PRECALL exist.
 const PY311: &[Spec] = &[
     ("CACHE", 0, false, 0),
     ("POP_TOP", 1, false, 0),
@@ -30,7 +30,7 @@ const PY311: &[Spec] = &[
     ("KW_NAMES", 172, true, 0),
 ];
 
-/// 3.12-like with shuffled numbers: LOAD_ATTR `arg >> 1`, no LOAD_METHOD or PRECALL.
+/// 3.12-like with shuffled numbers: `LOAD_ATTR` `arg >> 1`, no `LOAD_METHOD` or PRECALL.
 const PY312: &[Spec] = &[
     ("CACHE", 0, false, 0),
     ("POP_TOP", 31, false, 0),
@@ -48,7 +48,7 @@ const PY312: &[Spec] = &[
     ("KW_NAMES", 4, true, 0),
 ];
 
-/// 3.10-like: no caches, LOAD_GLOBAL plain, CALL_FUNCTION/CALL_METHOD.
+/// 3.10-like: no caches, `LOAD_GLOBAL` plain, `CALL_FUNCTION/CALL_METHOD`.
 const PY310: &[Spec] = &[
     ("POP_TOP", 1, false, 0),
     ("LOAD_CONST", 100, true, 0),
@@ -61,7 +61,7 @@ const PY310: &[Spec] = &[
     ("CALL_FUNCTION", 131, true, 0),
 ];
 
-/// 3.14-like: the level of an import comes from LOAD_SMALL_INT.
+/// 3.14-like: the level of an import comes from `LOAD_SMALL_INT`.
 const PY314: &[Spec] = &[
     ("LOAD_CONST", 82, true, 0),
     ("LOAD_SMALL_INT", 93, true, 0),
@@ -85,7 +85,7 @@ fn table(version: (u8, u8), specs: &[Spec]) -> OpcodeTable {
     OpcodeTable::new(version, names, has_arg, caches).expect("valid table")
 }
 
-/// Assemble like the compiler: EXTENDED_ARG prefixes for wide arguments, zeroed caches.
+/// Assemble like the compiler: `EXTENDED_ARG` prefixes for wide arguments, zeroed caches.
 fn asm(table: &OpcodeTable, program: &[(&str, u32)]) -> Vec<u8> {
     let ext = table.opcode("EXTENDED_ARG");
     let mut code = Vec::new();

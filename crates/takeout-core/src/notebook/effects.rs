@@ -88,7 +88,7 @@ pub(crate) struct Sharing<K: Copy + Eq + std::hash::Hash = Node> {
 
 impl<K: Copy + Eq + std::hash::Hash> Sharing<K> {
     fn new() -> Self {
-        Sharing {
+        Self {
             up: FxHashMap::default(),
             down: FxHashMap::default(),
         }

@@ -1,6 +1,6 @@
-//! IPython syntax: what a magic, a shell line or a help request does to the namespace.
+//! `IPython` syntax: what a magic, a shell line or a help request does to the namespace.
 //!
-//! ruff's parser (in IPython mode) already turns `%line` magics, `!shell`, `?help` and
+//! ruff's parser (in `IPython` mode) already turns `%line` magics, `!shell`, `?help` and
 //! `x = !cmd` into nodes of their own; this module decides what each one means for slicing.
 //! Three outcomes: it only shows something (left out of every slice), it runs Python code in
 //! the user's namespace (`%time x = f()`: analysed as that code), or it is opaque and may
@@ -8,7 +8,7 @@
 //! (`%%name` on a cell's first line) are split off here before the cell is parsed, because
 //! their bodies need not be Python at all.
 
-/// What an IPython escape means for the slice.
+/// What an `IPython` escape means for the slice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Effect<'a> {
     /// Shows something and changes no name (`%matplotlib`, `np.sum?`, `%%html`, `%timeit`).
@@ -173,7 +173,7 @@ pub(crate) fn line_magic(value: &str) -> Effect<'_> {
     }
 }
 
-/// A cell that starts with a `%%` magic (after leading blank lines, as IPython strips them).
+/// A cell that starts with a `%%` magic (after leading blank lines, as `IPython` strips them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CellMagic<'a> {
     pub(crate) name: &'a str,
@@ -225,9 +225,9 @@ pub(crate) fn cell_magic(source: &str) -> Option<CellMagic<'_>> {
     None
 }
 
-/// The Python expressions IPython interpolates into a shell line or a magic's arguments:
+/// The Python expressions `IPython` interpolates into a shell line or a magic's arguments:
 /// `{expr}` and `$name` (`{{`, `}}` and `$$` are escapes). The flag is true for `$name`,
-/// which IPython leaves to the shell when no Python variable has that name.
+/// which `IPython` leaves to the shell when no Python variable has that name.
 pub(crate) fn interpolations(text: &str) -> Vec<(&str, bool)> {
     let bytes = text.as_bytes();
     let mut found = Vec::new();

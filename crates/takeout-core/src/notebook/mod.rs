@@ -198,10 +198,10 @@ pub(crate) struct LineIndex {
 }
 
 impl LineIndex {
-    pub(crate) fn new(text: &str) -> LineIndex {
+    pub(crate) fn new(text: &str) -> Self {
         let mut starts = vec![0];
         starts.extend(memchr::memchr_iter(b'\n', text.as_bytes()).map(|at| at + 1));
-        LineIndex { starts }
+        Self { starts }
     }
 
     pub(crate) fn line(&self, offset: usize) -> u32 {

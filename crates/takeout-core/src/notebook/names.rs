@@ -2,7 +2,7 @@
 //! a method missing from `PURE_METHODS` only makes a slice longer, never wrong.
 
 /// Names a notebook can read without defining them: Python's builtins (3.9-3.14) and what
-/// IPython injects into the user namespace.
+/// `IPython` injects into the user namespace.
 const BUILTINS: &[&str] = &[
     "ArithmeticError",
     "AssertionError",
@@ -345,7 +345,7 @@ pub(crate) fn is_config_call(name: &str) -> bool {
 }
 
 /// Library functions that change the objects passed to them. A trailing underscore is
-/// PyTorch's in-place convention (`nn.init.zeros_(w)`).
+/// `PyTorch`'s in-place convention (`nn.init.zeros_(w)`).
 pub(crate) fn mutates_arguments(name: &str) -> bool {
     (name.ends_with('_') && !name.starts_with("__"))
         || matches!(

@@ -31,7 +31,7 @@ pub struct Notebook {
 
 impl Notebook {
     /// Parses nbformat 4 JSON. `label` names the file in error messages.
-    pub fn parse(text: &str, label: &str) -> Result<Notebook, NotebookError> {
+    pub fn parse(text: &str, label: &str) -> Result<Self, NotebookError> {
         let malformed = |reason: String| NotebookError::Malformed {
             label: label.to_owned(),
             reason,
@@ -109,7 +109,7 @@ impl Notebook {
                 source,
             });
         }
-        Ok(Notebook {
+        Ok(Self {
             cells: code,
             total_cells: cells.len(),
             kernel_name,

@@ -9,6 +9,8 @@
 //! is called, after the whole slice ran, so they are needed *at the end*: the pass restarts
 //! from the bottom whenever kept functions add such names, until nothing new appears.
 
+use std::fmt::Write as _;
+
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::effects::{self, Bindings, Node, Resolved};
@@ -363,7 +365,7 @@ fn not_found(notebook: &Notebook, parsed: &Parsed, function: &str, label: &str) 
     let close = closest(function, &functions);
     if !close.is_empty() {
         let close: Vec<String> = close.iter().map(|c| format!("`{c}`")).collect();
-        message.push_str(&format!(" (did you mean {}?)", close.join(" or ")));
+        let _ = write!(message, " (did you mean {}?)", close.join(" or "));
     }
     if !parsed.unparsable.is_empty() {
         let cells = parsed
@@ -372,7 +374,7 @@ fn not_found(notebook: &Notebook, parsed: &Parsed, function: &str, label: &str) 
             .map(|(cell, _)| notebook.cells[*cell].number.to_string())
             .collect::<Vec<_>>()
             .join(", ");
-        message.push_str(&format!("; cells {cells} do not parse and were not read"));
+        let _ = write!(message, "; cells {cells} do not parse and were not read");
     }
     NotebookError::FunctionNotFound(message)
 }

@@ -1,4 +1,4 @@
-//! The unpickler's memo, keyed like CPython's: any non-negative integer, with `MEMOIZE`
+//! The unpickler's memo, keyed like `CPython`'s: any non-negative integer, with `MEMOIZE`
 //! storing at the number of distinct keys.
 //!
 //! Picklers number their keys 0, 1, 2, ..., so a vector indexed by key holds them with no
@@ -20,7 +20,7 @@ pub(crate) struct Memo<V> {
 
 impl<V: Copy> Memo<V> {
     pub(crate) fn new() -> Self {
-        Memo {
+        Self {
             dense: Vec::new(),
             sparse: HashMap::new(),
             len: 0,

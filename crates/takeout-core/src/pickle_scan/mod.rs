@@ -6,7 +6,7 @@
 //! Strings are kept as spans of the input and decoded only when a `STACK_GLOBAL` or a
 //! cloudpickle reconstructor consumes them.
 //!
-//! The stack effect of every opcode follows CPython's `_pickle.c` (marks live on their own
+//! The stack effect of every opcode follows `CPython`'s `_pickle.c` (marks live on their own
 //! stack, values above the innermost mark are the only ones an opcode may pop), so a
 //! stream the scanner accepts is one whose shape the unpickler accepts too.
 
@@ -37,9 +37,9 @@ impl RefKind {
     /// The opcode name, as `pickletools` spells it.
     pub fn opcode_name(self) -> &'static str {
         match self {
-            RefKind::Global => "GLOBAL",
-            RefKind::StackGlobal => "STACK_GLOBAL",
-            RefKind::Inst => "INST",
+            Self::Global => "GLOBAL",
+            Self::StackGlobal => "STACK_GLOBAL",
+            Self::Inst => "INST",
         }
     }
 }
@@ -108,7 +108,7 @@ pub enum PickleError {
 /// unbounded length would let a small stream produce an arbitrarily large scan.
 pub const MAX_STACK_NAME_LEN: usize = 1024;
 
-/// Highest protocol the scanner (and CPython's unpickler) understands.
+/// Highest protocol the scanner (and `CPython`'s unpickler) understands.
 const HIGHEST_PROTOCOL: u8 = 5;
 
 /// Scan one pickle stream (up to its `STOP`).
@@ -139,7 +139,7 @@ struct Text {
 
 impl Text {
     fn new(start: usize, len: usize, encoding: Encoding) -> Self {
-        Text {
+        Self {
             start,
             len: u32::try_from(len).unwrap_or(u32::MAX),
             encoding,
@@ -178,7 +178,7 @@ struct Scanner<'a> {
     offset: usize,
     op: Op,
     stack: Vec<Shape>,
-    /// Stack lengths at each open MARK, innermost last (CPython's metastack).
+    /// Stack lengths at each open MARK, innermost last (`CPython`'s metastack).
     marks: Vec<usize>,
     memo: Memo<Shape>,
     out: PickleScan,
@@ -225,6 +225,10 @@ impl<'a> Scanner<'a> {
     }
 
     /// Decode the current opcode's argument and apply its stack effect.
+    #[allow(
+        clippy::match_same_arms,
+        reason = "one arm per opcode family, as pickletools lists them"
+    )]
     fn step(&mut self) -> Result<(), PickleError> {
         match self.op {
             Op::STOP => unreachable!("STOP ends the scan loop"),
@@ -587,7 +591,7 @@ impl<'a> Scanner<'a> {
         Ok(())
     }
 
-    /// `GLOBAL`/`INST` arguments: two non-empty UTF-8 lines, as CPython reads them.
+    /// `GLOBAL`/`INST` arguments: two non-empty UTF-8 lines, as `CPython` reads them.
     fn global_lines(&mut self) -> Result<(String, String), PickleError> {
         let module = self.line()?;
         let name = self.line()?;

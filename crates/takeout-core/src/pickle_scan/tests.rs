@@ -1,4 +1,4 @@
-//! Hand-assembled streams for every opcode family, real pickles from CPython and
+//! Hand-assembled streams for every opcode family, real pickles from `CPython` and
 //! cloudpickle (generated once with `pickle.dumps`/`cloudpickle.dumps`; the expected
 //! globals were read off `pickletools.dis`), and property tests that nothing panics.
 
@@ -122,10 +122,10 @@ const REAL: &[&[u8]] = &[P0, P2, P4, P5_OOB, CLOUD, DYN];
 
 #[test]
 fn protocol_0_text_globals() {
+    use RefKind::Global as G;
     let scan = scan(P0).unwrap();
     check_invariants(P0, &scan);
     assert_eq!(scan.protocol, 0);
-    use RefKind::Global as G;
     assert_eq!(
         names(&scan),
         [
@@ -153,10 +153,10 @@ fn protocol_2_binary_globals() {
 
 #[test]
 fn protocol_4_stack_globals_from_memo() {
+    use RefKind::StackGlobal as S;
     let scan = scan(P4).unwrap();
     check_invariants(P4, &scan);
     assert_eq!(scan.protocol, 4);
-    use RefKind::StackGlobal as S;
     assert_eq!(
         names(&scan),
         [
@@ -583,9 +583,9 @@ fn extension_codes() {
 
 #[test]
 fn subimport_detection() {
+    type Case = (Vec<u8>, Vec<(&'static str, bool)>);
     let sub = global("cloudpickle.cloudpickle", "subimport");
     let dynamic = global("cloudpickle.cloudpickle", "dynamic_subimport");
-    type Case = (Vec<u8>, Vec<(&'static str, bool)>);
     let cases: Vec<Case> = vec![
         (
             cat(&[&sub, &su("numpy"), b"\x85R."]),

@@ -1,6 +1,6 @@
 //! Decoders for the protocol-0 text encodings of strings. They only ever run on the few
 //! strings that name a module or a global, so they favour simplicity over speed; they
-//! follow CPython's codecs closely enough that names round-trip, and fail instead of
+//! follow `CPython`'s codecs closely enough that names round-trip, and fail instead of
 //! guessing on anything they cannot represent.
 
 /// `latin-1`: what Python 3 uses for Python 2 `str` payloads (`BINSTRING`, `STRING`).

@@ -13,8 +13,8 @@ use jsonschema::Validator;
 use serde_json::{Map, Value};
 
 use super::json::Json;
+use super::params::{ManifestError, Param, ParamKind, Params};
 use super::response::issue;
-use super::signature::{ManifestError, Param, ParamKind, Signature};
 
 /// The arguments of one Python call, in call order.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -35,7 +35,7 @@ pub(crate) struct Binder {
 }
 
 impl Binder {
-    pub(crate) fn new(sig: &Signature) -> Result<Binder, ManifestError> {
+    pub(crate) fn new(sig: &Params) -> Result<Self, ManifestError> {
         let defs = sig.defs();
         let validators = sig
             .params
@@ -46,7 +46,7 @@ impl Binder {
             Some(schema) => compile("**kwargs", schema, defs)?,
             None => None,
         };
-        Ok(Binder {
+        Ok(Self {
             params: sig.params.clone(),
             validators,
             extra_keywords,
@@ -54,7 +54,7 @@ impl Binder {
         })
     }
 
-    /// Bind `body` (the whole `/call` body, or one KServe instance); `loc` prefixes every path.
+    /// Bind `body` (the whole `/call` body, or one `KServe` instance); `loc` prefixes every path.
     pub(crate) fn bind(&self, body: Json, loc: &[Value]) -> Result<Args, Vec<Value>> {
         let mut issues = Vec::new();
         let args = match body {
@@ -83,7 +83,7 @@ impl Binder {
         }
     }
 
-    /// A single-parameter function's KServe instance: the instance is the argument.
+    /// A single-parameter function's `KServe` instance: the instance is the argument.
     pub(crate) fn bind_sole(&self, value: Json, loc: &[Value]) -> Result<Args, Vec<Value>> {
         let mut issues = Vec::new();
         if let Some(v) = &self.validators[0] {
@@ -301,7 +301,7 @@ fn check(validator: &Validator, value: &Json, loc: Vec<Value>, issues: &mut Vec<
     let instance = value.to_value();
     for err in validator.iter_errors(&instance).take(MAX_ISSUES) {
         let mut path = loc.clone();
-        for segment in err.instance_path().iter() {
+        for segment in err.instance_path() {
             path.push(match segment {
                 LocationSegment::Property(name) => Value::String(name.into_owned()),
                 LocationSegment::Index(i) => Value::from(i),
@@ -317,12 +317,11 @@ fn dedupe(members: Vec<(String, Json)>) -> Vec<(String, Json)> {
     let mut index: HashMap<String, usize> = HashMap::with_capacity(members.len());
     let mut out: Vec<(String, Json)> = Vec::with_capacity(members.len());
     for (k, v) in members {
-        match index.get(&k) {
-            Some(&i) => out[i].1 = v,
-            None => {
-                index.insert(k.clone(), out.len());
-                out.push((k, v));
-            }
+        if let Some(&i) = index.get(&k) {
+            out[i].1 = v;
+        } else {
+            index.insert(k.clone(), out.len());
+            out.push((k, v));
         }
     }
     out

@@ -41,8 +41,8 @@ pub struct Config {
 }
 
 impl Default for Config {
-    fn default() -> Config {
-        Config {
+    fn default() -> Self {
+        Self {
             io_threads: 1,
             header_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(30),
@@ -105,11 +105,17 @@ impl ServerHandle {
     /// Wait until the server has stopped, at most `timeout`; true if it has.
     pub fn wait(&self, timeout: Option<Duration>) -> bool {
         let (lock, cvar) = &*self.done;
-        let mut done = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut done = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let deadline = timeout.map(|t| Instant::now() + t);
         while !*done {
             match deadline {
-                None => done = cvar.wait(done).unwrap_or_else(|e| e.into_inner()),
+                None => {
+                    done = cvar
+                        .wait(done)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
@@ -117,20 +123,29 @@ impl ServerHandle {
                     }
                     done = cvar
                         .wait_timeout(done, left)
-                        .unwrap_or_else(|e| e.into_inner())
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .0;
                 }
             }
         }
         drop(done);
-        if let Some(t) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(t) = self
+            .thread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
             let _ = t.join();
         }
         true
     }
 
     pub fn is_finished(&self) -> bool {
-        *self.done.0.lock().unwrap_or_else(|e| e.into_inner())
+        *self
+            .done
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -170,7 +185,9 @@ pub fn spawn(
                 log.error("server stopped", &[("error", err.to_string().into())]);
             }
             let (lock, cvar) = &*finished;
-            *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+            *lock
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
             cvar.notify_all();
         })?;
     Ok(ServerHandle {
@@ -252,6 +269,11 @@ async fn handle(
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok()),
+        inference_header_length: parts
+            .headers
+            .get(super::kserve_v2::HEADER_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok()),
     };
     let route = match service.start(&head, started) {
         Start::Respond(r) => return Ok(finish(&state, &head, r, started)),

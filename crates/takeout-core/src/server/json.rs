@@ -18,9 +18,9 @@ pub enum Json {
     UInt(u64),
     Float(f64),
     Str(String),
-    Array(Vec<Json>),
+    Array(Vec<Self>),
     /// Duplicate keys are kept; whoever reads them lets the last one win, as Python's `json` does.
-    Object(Vec<(String, Json)>),
+    Object(Vec<(String, Self)>),
 }
 
 #[derive(Debug)]
@@ -32,8 +32,8 @@ pub enum ParseError {
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ParseError::Syntax(err) => write!(f, "the body is not valid JSON: {err}"),
-            ParseError::TooDeep(limit) => {
+            Self::Syntax(err) => write!(f, "the body is not valid JSON: {err}"),
+            Self::TooDeep(limit) => {
                 write!(
                     f,
                     "the body nests arrays and objects deeper than {limit} levels"
@@ -68,14 +68,14 @@ impl Json {
     /// The same value as `serde_json::Value`, for the schema validator.
     pub fn to_value(&self) -> Value {
         match self {
-            Json::Null => Value::Null,
-            Json::Bool(b) => Value::Bool(*b),
-            Json::Int(i) => Value::from(*i),
-            Json::UInt(u) => Value::from(*u),
-            Json::Float(f) => Number::from_f64(*f).map_or(Value::Null, Value::Number),
-            Json::Str(s) => Value::String(s.clone()),
-            Json::Array(items) => Value::Array(items.iter().map(Json::to_value).collect()),
-            Json::Object(members) => Value::Object(
+            Self::Null => Value::Null,
+            Self::Bool(b) => Value::Bool(*b),
+            Self::Int(i) => Value::from(*i),
+            Self::UInt(u) => Value::from(*u),
+            Self::Float(f) => Number::from_f64(*f).map_or(Value::Null, Value::Number),
+            Self::Str(s) => Value::String(s.clone()),
+            Self::Array(items) => Value::Array(items.iter().map(Self::to_value).collect()),
+            Self::Object(members) => Value::Object(
                 members
                     .iter()
                     .map(|(k, v)| (k.clone(), v.to_value()))
@@ -85,24 +85,24 @@ impl Json {
     }
 
     /// From a `serde_json::Value` (manifest defaults and examples), keys in its order.
-    pub fn from_value(value: &Value) -> Json {
+    pub fn from_value(value: &Value) -> Self {
         match value {
-            Value::Null => Json::Null,
-            Value::Bool(b) => Json::Bool(*b),
+            Value::Null => Self::Null,
+            Value::Bool(b) => Self::Bool(*b),
             Value::Number(n) => {
                 if let Some(i) = n.as_i64() {
-                    Json::Int(i)
+                    Self::Int(i)
                 } else if let Some(u) = n.as_u64() {
-                    Json::UInt(u)
+                    Self::UInt(u)
                 } else {
-                    Json::Float(n.as_f64().unwrap_or(f64::NAN))
+                    Self::Float(n.as_f64().unwrap_or(f64::NAN))
                 }
             }
-            Value::String(s) => Json::Str(s.clone()),
-            Value::Array(items) => Json::Array(items.iter().map(Json::from_value).collect()),
-            Value::Object(map) => Json::Object(
+            Value::String(s) => Self::Str(s.clone()),
+            Value::Array(items) => Self::Array(items.iter().map(Self::from_value).collect()),
+            Value::Object(map) => Self::Object(
                 map.iter()
-                    .map(|(k, v)| (k.clone(), Json::from_value(v)))
+                    .map(|(k, v)| (k.clone(), Self::from_value(v)))
                     .collect(),
             ),
         }
@@ -111,12 +111,12 @@ impl Json {
     /// What the value is, in the words of a 422 message.
     pub fn kind(&self) -> &'static str {
         match self {
-            Json::Null => "null",
-            Json::Bool(_) => "a boolean",
-            Json::Int(_) | Json::UInt(_) | Json::Float(_) => "a number",
-            Json::Str(_) => "a string",
-            Json::Array(_) => "an array",
-            Json::Object(_) => "an object",
+            Self::Null => "null",
+            Self::Bool(_) => "a boolean",
+            Self::Int(_) | Self::UInt(_) | Self::Float(_) => "a number",
+            Self::Str(_) => "a string",
+            Self::Array(_) => "an array",
+            Self::Object(_) => "an object",
         }
     }
 }
@@ -126,9 +126,9 @@ struct Seed {
 }
 
 impl Seed {
-    fn nested<E: de::Error>(&self) -> Result<Seed, E> {
+    fn nested<E: de::Error>(&self) -> Result<Self, E> {
         match self.depth_left.checked_sub(1) {
-            Some(depth_left) => Ok(Seed { depth_left }),
+            Some(depth_left) => Ok(Self { depth_left }),
             None => Err(E::custom(TOO_DEEP)),
         }
     }

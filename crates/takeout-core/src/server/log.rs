@@ -17,10 +17,10 @@ pub enum LogFormat {
 impl std::str::FromStr for LogFormat {
     type Err = String;
 
-    fn from_str(s: &str) -> Result<LogFormat, String> {
+    fn from_str(s: &str) -> Result<Self, String> {
         match s {
-            "text" => Ok(LogFormat::Text),
-            "json" => Ok(LogFormat::Json),
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
             other => Err(format!(
                 "unknown log format `{other}`; use `text` or `json`"
             )),

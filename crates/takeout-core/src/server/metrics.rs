@@ -1,11 +1,23 @@
 //! Prometheus counters kept with atomics only, so counting a request never takes a lock; the
 //! label sets are fixed (routes known at start, statuses from a short list).
+//!
+//! With several worker processes, a scrape lands on one of them (`SO_REUSEPORT`), yet must show
+//! the whole server. Each worker counts into its own block of a memory mapping that the
+//! supervisor makes before forking, and any worker renders every block, each series labelled
+//! `worker="N"`. Labelled rather than merged: Prometheus' multiprocess mode merges because its
+//! process ids churn without bound, while our slots are fixed (a replaced worker takes over
+//! its slot and its counts), so the labels stay few; a stuck or busy worker stays visible, and
+//! `sum without (worker)` gives the server's totals without merging histograms by hand.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{
+    AtomicI64, AtomicU32, AtomicU64, AtomicUsize,
+    Ordering::{AcqRel, Acquire, Relaxed, Release},
+};
+use std::sync::Arc;
 use std::time::Duration;
+
+use super::shm::Shared;
 
 /// Route labels; `Other` gathers every unknown path so clients cannot grow the label set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,20 +30,45 @@ pub enum RouteLabel {
     Metrics,
     OpenApi,
     Index,
+    ModelList,
+    V2Server,
+    V2Live,
+    V2Ready,
+    V2Model,
+    V2ModelReady,
+    V2Infer,
     Other,
 }
 
-const ROUTES: usize = 9;
+const ROUTES: usize = 16;
 
 impl RouteLabel {
     fn index(self) -> usize {
         self as usize
     }
 
-    fn all() -> [RouteLabel; ROUTES] {
-        use RouteLabel::*;
+    fn all() -> [Self; ROUTES] {
+        use RouteLabel::{
+            Call, Healthz, Index, Metrics, Model, ModelList, OpenApi, Other, Predict, Readyz,
+            V2Infer, V2Live, V2Model, V2ModelReady, V2Ready, V2Server,
+        };
         [
-            Call, Predict, Model, Healthz, Readyz, Metrics, OpenApi, Index, Other,
+            Call,
+            Predict,
+            Model,
+            Healthz,
+            Readyz,
+            Metrics,
+            OpenApi,
+            Index,
+            ModelList,
+            V2Server,
+            V2Live,
+            V2Ready,
+            V2Model,
+            V2ModelReady,
+            V2Infer,
+            Other,
         ]
     }
 }
@@ -60,28 +97,97 @@ struct Histogram {
     sum_nanos: AtomicU64,
 }
 
-pub struct Metrics {
+/// Exception types kept per worker; past it, `other`.
+const ERROR_SLOTS: usize = 32;
+const NAME_WORDS: usize = 12;
+
+/// One exception type's count. The name is stored in atomic words so that the table can live
+/// in memory shared between processes, where a `Mutex<BTreeMap>` cannot.
+#[derive(Default)]
+struct ErrorSlot {
+    /// 0 free, 1 being claimed, 2 named.
+    state: AtomicU32,
+    len: AtomicU32,
+    name: [AtomicU64; NAME_WORDS],
+    count: AtomicU64,
+}
+
+impl ErrorSlot {
+    fn name(&self) -> String {
+        let mut bytes = Vec::with_capacity(NAME_WORDS * 8);
+        for w in &self.name {
+            bytes.extend_from_slice(&w.load(Acquire).to_le_bytes());
+        }
+        bytes.truncate(self.len.load(Acquire) as usize);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    fn is(&self, name: &[u8]) -> bool {
+        self.len.load(Acquire) as usize == name.len() && self.name().as_bytes() == name
+    }
+}
+
+/// Everything one worker counts: plain atomics, valid when zeroed, so a block can live in an
+/// anonymous shared mapping as well as on the heap.
+#[derive(Default)]
+pub(crate) struct Block {
     requests: [[AtomicU64; STATUSES.len()]; ROUTES],
     latency: [Histogram; ROUTES],
-    in_flight: Arc<AtomicI64>,
+    in_flight: AtomicI64,
     calls: AtomicU64,
-    function_errors: Mutex<BTreeMap<String, u64>>,
+    errors: [ErrorSlot; ERROR_SLOTS],
+}
+
+#[cfg(test)]
+impl Block {
+    pub(crate) fn bump_for_test(&self) {
+        self.calls.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn calls_for_test(&self) -> &AtomicU64 {
+        &self.calls
+    }
+}
+
+enum Store {
+    Heap(Box<Block>),
+    Shared(Shared<Block>),
+}
+
+impl Store {
+    fn blocks(&self) -> &[Block] {
+        match self {
+            Self::Heap(block) => std::slice::from_ref(block),
+            Self::Shared(shared) => shared.as_slice(),
+        }
+    }
+}
+
+pub struct Metrics {
+    store: Arc<Store>,
+    /// Which block this process counts into.
+    slot: AtomicUsize,
     route_paths: [String; ROUTES],
 }
 
 /// Counts a request as in flight until dropped.
-pub struct InFlight(Arc<AtomicI64>);
+pub struct InFlight(Arc<Store>, usize);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Relaxed);
+        self.0.blocks()[self.1].in_flight.fetch_sub(1, Relaxed);
     }
 }
 
 impl Metrics {
-    pub(crate) fn new(predict_path: &str, model_path: &str) -> Metrics {
+    /// `workers` > 1 puts the counters in memory that forked workers share.
+    pub(crate) fn new(predict_path: &str, model_path: &str, workers: usize) -> Self {
+        let name = model_path.rsplit('/').next().unwrap_or_default();
         let route_paths = RouteLabel::all().map(|r| {
             match r {
+                RouteLabel::V2Model => return format!("/v2/models/{name}"),
+                RouteLabel::V2ModelReady => return format!("/v2/models/{name}/ready"),
+                RouteLabel::V2Infer => return format!("/v2/models/{name}/infer"),
                 RouteLabel::Call => "/call",
                 RouteLabel::Predict => predict_path,
                 RouteLabel::Model => model_path,
@@ -90,29 +196,56 @@ impl Metrics {
                 RouteLabel::Metrics => "/metrics",
                 RouteLabel::OpenApi => "/openapi.json",
                 RouteLabel::Index => "/",
+                RouteLabel::ModelList => "/v1/models",
+                RouteLabel::V2Server => "/v2",
+                RouteLabel::V2Live => "/v2/health/live",
+                RouteLabel::V2Ready => "/v2/health/ready",
                 RouteLabel::Other => "other",
             }
             .to_owned()
         });
-        Metrics {
-            requests: Default::default(),
-            latency: Default::default(),
-            in_flight: Arc::new(AtomicI64::new(0)),
-            calls: AtomicU64::new(0),
-            function_errors: Mutex::new(BTreeMap::new()),
+        let store = match workers {
+            0 | 1 => Store::Heap(Box::default()),
+            n => match Shared::new(n) {
+                Some(shared) => Store::Shared(shared),
+                // No shared mapping to be had: each worker reports only itself, as before.
+                None => Store::Heap(Box::default()),
+            },
+        };
+        Self {
+            store: Arc::new(store),
+            slot: AtomicUsize::new(0),
             route_paths,
         }
     }
 
+    /// In a forked worker: count into block `slot` from now on. Requests a dead predecessor
+    /// left in flight are forgotten; its counts carry on.
+    pub fn set_worker(&self, slot: usize) -> bool {
+        let blocks = self.store.blocks();
+        if slot >= blocks.len() {
+            return false;
+        }
+        self.slot.store(slot, Relaxed);
+        blocks[slot].in_flight.store(0, Relaxed);
+        true
+    }
+
+    fn block(&self) -> &Block {
+        &self.store.blocks()[self.slot.load(Relaxed)]
+    }
+
     pub fn enter(&self) -> InFlight {
-        self.in_flight.fetch_add(1, Relaxed);
-        InFlight(self.in_flight.clone())
+        let slot = self.slot.load(Relaxed);
+        self.store.blocks()[slot].in_flight.fetch_add(1, Relaxed);
+        InFlight(self.store.clone(), slot)
     }
 
     pub(crate) fn observe(&self, route: RouteLabel, status: u16, elapsed: Duration) {
         let r = route.index();
-        self.requests[r][status_index(status)].fetch_add(1, Relaxed);
-        let h = &self.latency[r];
+        let block = self.block();
+        block.requests[r][status_index(status)].fetch_add(1, Relaxed);
+        let h = &block.latency[r];
         let secs = elapsed.as_secs_f64();
         if let Some(b) = BUCKETS.iter().position(|&le| secs <= le) {
             h.buckets[b].fetch_add(1, Relaxed);
@@ -123,117 +256,195 @@ impl Metrics {
     }
 
     pub(crate) fn called(&self, n: usize) {
-        self.calls.fetch_add(n as u64, Relaxed);
+        self.block().calls.fetch_add(n as u64, Relaxed);
     }
 
     pub(crate) fn function_error(&self, kind: &str) {
-        let mut errors = self
-            .function_errors
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        // Exception names come from user code; a cap keeps a misbehaving function from
-        // growing the label set without end.
-        if errors.len() < 100 || errors.contains_key(kind) {
-            *errors.entry(kind.to_owned()).or_default() += 1;
-        } else {
-            *errors.entry("other".to_owned()).or_default() += 1;
+        // Exception names come from user code; a fixed table keeps a misbehaving function
+        // from growing the label set without end, and names past its width are cut.
+        let mut name = kind.as_bytes();
+        if name.len() > NAME_WORDS * 8 {
+            name = &name[..NAME_WORDS * 8];
         }
+        let slots = &self.block().errors;
+        let (last, table) = slots.split_last().expect("the table has slots");
+        for slot in table {
+            loop {
+                match slot.state.load(Acquire) {
+                    2 if slot.is(name) => {
+                        slot.count.fetch_add(1, Relaxed);
+                        return;
+                    }
+                    2 => break,
+                    1 => std::hint::spin_loop(),
+                    _ => {
+                        if slot.state.compare_exchange(0, 1, AcqRel, Acquire).is_ok() {
+                            let mut padded = [0u8; NAME_WORDS * 8];
+                            padded[..name.len()].copy_from_slice(name);
+                            for (w, chunk) in slot.name.iter().zip(padded.chunks_exact(8)) {
+                                let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+                                w.store(word, Release);
+                            }
+                            slot.len.store(name.len() as u32, Release);
+                            slot.count.fetch_add(1, Relaxed);
+                            slot.state.store(2, Release);
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        if last.state.swap(2, AcqRel) != 2 {
+            for (w, chunk) in last.name.iter().zip([*b"other\0\0\0"]) {
+                w.store(u64::from_le_bytes(chunk), Release);
+            }
+            last.len.store(5, Release);
+        }
+        last.count.fetch_add(1, Relaxed);
     }
 
+    /// This worker's count of answers on `route` with `status`.
     pub fn requests(&self, route: RouteLabel, status: u16) -> u64 {
-        self.requests[route.index()][status_index(status)].load(Relaxed)
+        self.block().requests[route.index()][status_index(status)].load(Relaxed)
     }
 
-    /// The Prometheus text exposition format, version 0.0.4.
+    /// The Prometheus text exposition format, version 0.0.4: every worker's series.
     pub fn render(&self) -> String {
-        let mut out = String::with_capacity(4096);
-        out.push_str(
-            "# HELP takeout_requests_total HTTP requests answered, by route and status.\n",
+        let blocks = self.store.blocks();
+        let labelled: Vec<(String, &Block)> = if blocks.len() == 1 {
+            vec![(String::new(), &blocks[0])]
+        } else {
+            let n = blocks.len();
+            (0..n)
+                .map(|i| (format!(",worker=\"{i}\""), &blocks[i]))
+                .collect()
+        };
+        let mut out = String::with_capacity(4096 * labelled.len());
+        family(
+            &mut out,
+            "takeout_requests_total",
+            "counter",
+            "HTTP requests answered, by route and status.",
         );
-        out.push_str("# TYPE takeout_requests_total counter\n");
-        for route in RouteLabel::all() {
-            let path = &self.route_paths[route.index()];
-            for (s, &status) in STATUSES.iter().enumerate() {
-                let n = self.requests[route.index()][s].load(Relaxed);
-                if n == 0 {
+        for (worker, block) in &labelled {
+            for route in RouteLabel::all() {
+                let path = escape(&self.route_paths[route.index()]);
+                for (s, &status) in STATUSES.iter().enumerate() {
+                    let n = block.requests[route.index()][s].load(Relaxed);
+                    if n == 0 {
+                        continue;
+                    }
+                    let status = if status == 0 {
+                        "other".to_owned()
+                    } else {
+                        status.to_string()
+                    };
+                    let _ = writeln!(
+                        out,
+                        "takeout_requests_total{{route=\"{path}\",status=\"{status}\"{worker}}} {n}"
+                    );
+                }
+            }
+        }
+        family(
+            &mut out,
+            "takeout_request_duration_seconds",
+            "histogram",
+            "Time from the request head to the response.",
+        );
+        for (worker, block) in &labelled {
+            for route in RouteLabel::all() {
+                let h = &block.latency[route.index()];
+                let count = h.count.load(Relaxed);
+                if count == 0 {
                     continue;
                 }
-                let status = if status == 0 {
-                    "other".to_owned()
-                } else {
-                    status.to_string()
-                };
+                let path = escape(&self.route_paths[route.index()]);
+                let mut cumulative = 0;
+                for (b, le) in BUCKETS.iter().enumerate() {
+                    cumulative += h.buckets[b].load(Relaxed);
+                    let _ = writeln!(
+                        out,
+                        "takeout_request_duration_seconds_bucket{{route=\"{path}\",le=\"{le}\"{worker}}} {cumulative}"
+                    );
+                }
                 let _ = writeln!(
                     out,
-                    "takeout_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
-                    escape(path)
+                    "takeout_request_duration_seconds_bucket{{route=\"{path}\",le=\"+Inf\"{worker}}} {count}"
+                );
+                let sum = h.sum_nanos.load(Relaxed) as f64 / 1e9;
+                let _ = writeln!(
+                    out,
+                    "takeout_request_duration_seconds_sum{{route=\"{path}\"{worker}}} {sum}"
+                );
+                let _ = writeln!(
+                    out,
+                    "takeout_request_duration_seconds_count{{route=\"{path}\"{worker}}} {count}"
                 );
             }
         }
-        out.push_str(
-            "# HELP takeout_request_duration_seconds Time from the request head to the response.\n",
+        let alone = |worker: &str| -> String {
+            match worker.strip_prefix(',') {
+                Some(label) => format!("{{{label}}}"),
+                None => String::new(),
+            }
+        };
+        family(
+            &mut out,
+            "takeout_requests_in_flight",
+            "gauge",
+            "Requests being handled now.",
         );
-        out.push_str("# TYPE takeout_request_duration_seconds histogram\n");
-        for route in RouteLabel::all() {
-            let h = &self.latency[route.index()];
-            let count = h.count.load(Relaxed);
-            if count == 0 {
-                continue;
-            }
-            let path = escape(&self.route_paths[route.index()]);
-            let mut cumulative = 0;
-            for (b, le) in BUCKETS.iter().enumerate() {
-                cumulative += h.buckets[b].load(Relaxed);
-                let _ = writeln!(
-                    out,
-                    "takeout_request_duration_seconds_bucket{{route=\"{path}\",le=\"{le}\"}} {cumulative}"
-                );
-            }
+        for (worker, block) in &labelled {
             let _ = writeln!(
                 out,
-                "takeout_request_duration_seconds_bucket{{route=\"{path}\",le=\"+Inf\"}} {count}"
-            );
-            let sum = h.sum_nanos.load(Relaxed) as f64 / 1e9;
-            let _ = writeln!(
-                out,
-                "takeout_request_duration_seconds_sum{{route=\"{path}\"}} {sum}"
-            );
-            let _ = writeln!(
-                out,
-                "takeout_request_duration_seconds_count{{route=\"{path}\"}} {count}"
+                "takeout_requests_in_flight{} {}",
+                alone(worker),
+                block.in_flight.load(Relaxed)
             );
         }
-        out.push_str("# HELP takeout_requests_in_flight Requests being handled now.\n");
-        out.push_str("# TYPE takeout_requests_in_flight gauge\n");
-        let _ = writeln!(
-            out,
-            "takeout_requests_in_flight {}",
-            self.in_flight.load(Relaxed)
+        family(
+            &mut out,
+            "takeout_function_calls_total",
+            "counter",
+            "Calls of the function.",
         );
-        out.push_str("# HELP takeout_function_calls_total Calls of the function.\n");
-        out.push_str("# TYPE takeout_function_calls_total counter\n");
-        let _ = writeln!(
-            out,
-            "takeout_function_calls_total {}",
-            self.calls.load(Relaxed)
-        );
-        out.push_str(
-            "# HELP takeout_function_errors_total Calls that raised, by exception type.\n",
-        );
-        out.push_str("# TYPE takeout_function_errors_total counter\n");
-        let errors = self
-            .function_errors
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        for (kind, n) in errors.iter() {
+        for (worker, block) in &labelled {
             let _ = writeln!(
                 out,
-                "takeout_function_errors_total{{type=\"{}\"}} {n}",
-                escape(kind)
+                "takeout_function_calls_total{} {}",
+                alone(worker),
+                block.calls.load(Relaxed)
             );
+        }
+        family(
+            &mut out,
+            "takeout_function_errors_total",
+            "counter",
+            "Calls that raised, by exception type.",
+        );
+        for (worker, block) in &labelled {
+            let mut errors: Vec<(String, u64)> = block
+                .errors
+                .iter()
+                .filter(|slot| slot.state.load(Acquire) == 2)
+                .map(|slot| (slot.name(), slot.count.load(Relaxed)))
+                .collect();
+            errors.sort();
+            for (kind, n) in errors {
+                let _ = writeln!(
+                    out,
+                    "takeout_function_errors_total{{type=\"{}\"{worker}}} {n}",
+                    escape(&kind)
+                );
+            }
         }
         out
     }
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 fn escape(label: &str) -> String {
@@ -249,7 +460,7 @@ mod tests {
 
     #[test]
     fn renders_counters_histograms_and_errors() {
-        let m = Metrics::new("/v1/models/f:predict", "/v1/models/f");
+        let m = Metrics::new("/v1/models/f:predict", "/v1/models/f", 1);
         m.observe(RouteLabel::Call, 200, Duration::from_micros(300));
         m.observe(RouteLabel::Call, 422, Duration::from_millis(2));
         m.observe(RouteLabel::Other, 404, Duration::from_micros(10));
@@ -266,5 +477,35 @@ mod tests {
         assert!(text.contains("takeout_requests_in_flight 1\n"));
         assert!(text.contains("takeout_function_errors_total{type=\"ValueError\"} 1\n"));
         assert_eq!(m.requests(RouteLabel::Call, 422), 1);
+    }
+
+    #[test]
+    fn workers_share_one_view_with_labels() {
+        let m = Metrics::new("/p", "/v1/models/f", 2);
+        m.observe(RouteLabel::Call, 200, Duration::from_micros(300));
+        m.function_error("ValueError");
+        assert!(m.set_worker(1));
+        assert!(!m.set_worker(2));
+        m.observe(RouteLabel::Call, 200, Duration::from_micros(300));
+        m.observe(RouteLabel::Call, 200, Duration::from_micros(300));
+        m.function_error("ValueError");
+        m.function_error("KeyError");
+        for i in 0..40 {
+            m.function_error(&format!("E{i}"));
+        }
+        let text = m.render();
+        assert!(text
+            .contains("takeout_requests_total{route=\"/call\",status=\"200\",worker=\"0\"} 1\n"));
+        assert!(text
+            .contains("takeout_requests_total{route=\"/call\",status=\"200\",worker=\"1\"} 2\n"));
+        assert!(text.contains("takeout_requests_in_flight{worker=\"1\"} 0\n"));
+        assert!(
+            text.contains("takeout_function_errors_total{type=\"ValueError\",worker=\"1\"} 1\n")
+        );
+        assert!(text.contains("takeout_function_errors_total{type=\"KeyError\",worker=\"1\"} 1\n"));
+        assert!(
+            text.contains("takeout_function_errors_total{type=\"other\",worker=\"1\"} 11\n"),
+            "{text}"
+        );
     }
 }

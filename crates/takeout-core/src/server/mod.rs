@@ -1,18 +1,21 @@
 //! The HTTP serving layer. [`Service`] is the transport-free request core (routes, errors,
-//! binding, validation, metrics, OpenAPI, the index page); [`http`] serves it with hyper; the
+//! binding, validation, metrics, `OpenAPI`, the index page); [`http`] serves it with hyper; the
 //! ASGI adapter drives the same `Service` from Python. The function itself is behind
 //! [`Invoke`], so everything here is tested without an interpreter.
 
 mod bind;
 pub mod http;
 pub mod json;
+mod kserve_v2;
 pub mod log;
 mod metrics;
 mod openapi;
 mod page;
+pub mod params;
+pub mod pool;
 pub mod response;
 mod service;
-pub mod signature;
+mod shm;
 
 #[cfg(test)]
 mod tests;
@@ -20,9 +23,9 @@ mod tests;
 pub use bind::Args;
 pub use log::{LogFormat, Logger};
 pub use metrics::{InFlight, Metrics, RouteLabel};
+pub use params::{ManifestError, Params};
 pub use response::{ApiError, Response};
 pub use service::{CallError, Head, Options, Outcome, Route, Service, Start, Step, Ticket};
-pub use signature::{ManifestError, Signature};
 
 /// Where an outcome goes once the calls are done.
 pub trait Reply: Send + 'static {

@@ -1,10 +1,10 @@
-//! OpenAPI 3.1 from the manifest. The function's `$defs` move to `components/schemas` and every
-//! `#/$defs/X` reference is rewritten to point there, as FastAPI does, so tools that resolve
+//! `OpenAPI` 3.1 from the manifest. The function's `$defs` move to `components/schemas` and every
+//! `#/$defs/X` reference is rewritten to point there, as `FastAPI` does, so tools that resolve
 //! references against the document root (Swagger UI, schemathesis) find them.
 
 use serde_json::{json, Map, Value};
 
-use super::signature::{ParamKind, Signature};
+use super::params::{ParamKind, Params};
 
 const ERROR_CODES: [(&str, &str); 8] = [
     ("400", "Malformed JSON, or JSON nested too deeply"),
@@ -23,12 +23,7 @@ const ERROR_CODES: [(&str, &str); 8] = [
     ("504", "The function did not return within `--timeout`"),
 ];
 
-pub(crate) fn document(
-    sig: &Signature,
-    predict_path: &str,
-    model_path: &str,
-    token: bool,
-) -> Value {
+pub(crate) fn document(sig: &Params, predict_path: &str, model_path: &str, token: bool) -> Value {
     let mut components = Map::new();
     let defs = sig.defs().cloned().unwrap_or_default();
     for (name, schema) in &defs {
@@ -226,7 +221,7 @@ fn error_schema() -> Value {
 /// The object form of the arguments. Built from the parameters rather than taken from the
 /// manifest's object schema, which leaves out positional-only parameters: the server accepts
 /// those by name too.
-fn keyword_schema(sig: &Signature) -> Value {
+fn keyword_schema(sig: &Params) -> Value {
     let mut properties = Map::new();
     let mut required = Vec::new();
     for p in sig.params.iter().filter(|p| p.kind.named()) {
@@ -255,7 +250,7 @@ fn keyword_schema(sig: &Signature) -> Value {
 
 /// The array form of the arguments, or `None` when a required keyword-only parameter makes
 /// it impossible.
-fn positional_schema(sig: &Signature) -> Option<Value> {
+fn positional_schema(sig: &Params) -> Option<Value> {
     if sig
         .params
         .iter()
@@ -280,7 +275,7 @@ fn positional_schema(sig: &Signature) -> Option<Value> {
 
 /// The manifest's examples as request bodies: an object when every positional argument has
 /// a name to go by, else an array.
-fn request_examples(sig: &Signature) -> Map<String, Value> {
+fn request_examples(sig: &Params) -> Map<String, Value> {
     let names: Vec<&str> = sig
         .params
         .iter()
@@ -316,7 +311,7 @@ fn request_examples(sig: &Signature) -> Map<String, Value> {
 }
 
 /// A request body the index page pre-fills: the first example, else nulls for each parameter.
-pub(crate) fn first_example(sig: &Signature) -> Value {
+pub(crate) fn first_example(sig: &Params) -> Value {
     if let Some((_, ex)) = request_examples(sig).into_iter().next() {
         return ex["value"].clone();
     }
@@ -330,20 +325,14 @@ pub(crate) fn first_example(sig: &Signature) -> Value {
     Value::Object(obj)
 }
 
-/// A response schema: `$ref`s to output variants, numbers (and dates, which pandas' NaT
+/// A response schema: `$ref`s to output variants, numbers (and dates, which pandas' `NaT`
 /// turns into null) nullable.
 fn output(schema: &Value) -> Value {
     match schema {
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| match (k.as_str(), v) {
-                    ("$ref", Value::String(r)) => (
-                        k.clone(),
-                        Value::String(match r.strip_prefix("#/$defs/") {
-                            Some(name) => format!("#/components/schemas/{name}-Output"),
-                            None => r.clone(),
-                        }),
-                    ),
+                    ("$ref", Value::String(r)) => (k.clone(), component_ref(r, "-Output")),
                     ("type", Value::String(t)) if nullable(t, map.get("format")) => {
                         (k.clone(), json!([t, "null"]))
                     }
@@ -394,18 +383,21 @@ fn refs(schema: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// A `$ref` into the schema's `$defs`, pointed at the component of that name plus `suffix`
+/// (`OpenAPI` keeps the definitions under `components`); any other `$ref` as it is.
+fn component_ref(reference: &str, suffix: &str) -> Value {
+    Value::String(match reference.strip_prefix("#/$defs/") {
+        Some(name) => format!("#/components/schemas/{name}{suffix}"),
+        None => reference.to_owned(),
+    })
+}
+
 fn rewrite(schema: &Value) -> Value {
     match schema {
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| match (k.as_str(), v) {
-                    ("$ref", Value::String(r)) => (
-                        k.clone(),
-                        Value::String(match r.strip_prefix("#/$defs/") {
-                            Some(name) => format!("#/components/schemas/{name}"),
-                            None => r.clone(),
-                        }),
-                    ),
+                    ("$ref", Value::String(r)) => (k.clone(), component_ref(r, "")),
                     _ => (k.clone(), rewrite(v)),
                 })
                 .collect(),
@@ -419,8 +411,8 @@ fn rewrite(schema: &Value) -> Value {
 mod tests {
     use super::*;
 
-    fn sig(text: &str) -> Signature {
-        Signature::from_manifest(text).unwrap()
+    fn sig(text: &str) -> Params {
+        Params::from_manifest(text).unwrap()
     }
 
     #[test]

@@ -4,11 +4,11 @@
 use serde_json::json;
 
 use super::openapi::first_example;
-use super::signature::Signature;
+use super::params::Params;
 
 const TEMPLATE: &str = include_str!("page.html");
 
-pub(crate) fn render(sig: &Signature, predict_path: &str, token: bool) -> Vec<u8> {
+pub(crate) fn render(sig: &Params, predict_path: &str, token: bool) -> Vec<u8> {
     let example = serde_json::to_string_pretty(&first_example(sig)).unwrap_or_default();
     let data = json!({"name": sig.name, "token": token, "predict": predict_path});
     // Inside <script>, only `<` can end the element early; JSON allows it escaped.
@@ -47,7 +47,7 @@ mod tests {
 
     #[test]
     fn escapes_what_the_function_says() {
-        let sig = Signature::from_manifest(
+        let sig = Params::from_manifest(
             r#"{"name": "f", "function": {"qualname": "f", "signature": "(x: list[int]) -> dict[str, int]",
                 "doc": "<script>alert(1)</script> {{DATA}}"}}"#,
         )

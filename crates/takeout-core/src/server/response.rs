@@ -21,8 +21,8 @@ pub struct Response {
 }
 
 impl Response {
-    pub fn json(status: u16, body: Vec<u8>) -> Response {
-        Response {
+    pub fn json(status: u16, body: Vec<u8>) -> Self {
+        Self {
             status,
             content_type: JSON,
             body,
@@ -31,7 +31,8 @@ impl Response {
         }
     }
 
-    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
+    #[must_use]
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
         self
     }
@@ -49,8 +50,8 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: u16, kind: impl Into<String>, message: impl Into<String>) -> ApiError {
-        ApiError {
+    pub fn new(status: u16, kind: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
             status,
             kind: kind.into(),
             message: message.into(),
@@ -60,35 +61,38 @@ impl ApiError {
         }
     }
 
-    pub fn with_details(mut self, details: Vec<Value>) -> ApiError {
+    #[must_use]
+    pub fn with_details(mut self, details: Vec<Value>) -> Self {
         self.details = details;
         self
     }
 
-    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> ApiError {
+    #[must_use]
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
         self
     }
 
-    pub fn closing(mut self) -> ApiError {
+    #[must_use]
+    pub fn closing(mut self) -> Self {
         self.close = true;
         self
     }
 
-    pub fn malformed(message: impl Into<String>) -> ApiError {
-        ApiError::new(400, "malformed_json", message)
+    pub fn malformed(message: impl Into<String>) -> Self {
+        Self::new(400, "malformed_json", message)
     }
 
-    pub fn not_found(path: &str) -> ApiError {
-        ApiError::new(
+    pub fn not_found(path: &str) -> Self {
+        Self::new(
             404,
             "not_found",
             format!("no route `{}`; see `GET /openapi.json`", clip(path, 200)),
         )
     }
 
-    pub fn method_not_allowed(method: &str, path: &str, allow: &'static str) -> ApiError {
-        ApiError::new(
+    pub fn method_not_allowed(method: &str, path: &str, allow: &'static str) -> Self {
+        Self::new(
             405,
             "method_not_allowed",
             format!(
@@ -100,17 +104,17 @@ impl ApiError {
         .with_header("allow", allow)
     }
 
-    pub fn unauthorized(given: bool) -> ApiError {
+    pub fn unauthorized(given: bool) -> Self {
         let message = if given {
             "the bearer token is wrong"
         } else {
             "this server needs a token: send `Authorization: Bearer <token>`"
         };
-        ApiError::new(401, "unauthorized", message).with_header("www-authenticate", "Bearer")
+        Self::new(401, "unauthorized", message).with_header("www-authenticate", "Bearer")
     }
 
-    pub fn too_large(limit: usize) -> ApiError {
-        ApiError::new(
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
             413,
             "body_too_large",
             format!(
@@ -121,7 +125,7 @@ impl ApiError {
         .closing()
     }
 
-    pub fn not_json(content_type: Option<&str>) -> ApiError {
+    pub fn not_json(content_type: Option<&str>) -> Self {
         let message = match content_type {
             Some(ct) => format!(
                 "the body must be `application/json`, not `{}`",
@@ -129,10 +133,10 @@ impl ApiError {
             ),
             None => "the body must be `application/json`; set the `Content-Type` header".into(),
         };
-        ApiError::new(415, "unsupported_media_type", message)
+        Self::new(415, "unsupported_media_type", message)
     }
 
-    pub fn invalid(details: Vec<Value>) -> ApiError {
+    pub fn invalid(details: Vec<Value>) -> Self {
         let n = details.len();
         let first = details
             .first()
@@ -145,11 +149,11 @@ impl ApiError {
         } else {
             first
         };
-        ApiError::new(422, "invalid_arguments", message).with_details(details)
+        Self::new(422, "invalid_arguments", message).with_details(details)
     }
 
-    pub fn overloaded(limit: usize) -> ApiError {
-        ApiError::new(
+    pub fn overloaded(limit: usize) -> Self {
+        Self::new(
             503,
             "overloaded",
             format!("{limit} calls are already in flight (`--max-concurrency`); retry shortly"),
@@ -157,22 +161,22 @@ impl ApiError {
         .with_header("retry-after", "1")
     }
 
-    pub fn draining() -> ApiError {
-        ApiError::new(503, "shutting_down", "the server is shutting down")
+    pub fn draining() -> Self {
+        Self::new(503, "shutting_down", "the server is shutting down")
             .with_header("retry-after", "1")
             .closing()
     }
 
-    pub fn timed_out(seconds: f64) -> ApiError {
-        ApiError::new(
+    pub fn timed_out(seconds: f64) -> Self {
+        Self::new(
             504,
             "timeout",
             format!("the function did not return within {seconds} s (`--timeout`)"),
         )
     }
 
-    pub fn body_timeout(seconds: f64) -> ApiError {
-        ApiError::new(
+    pub fn body_timeout(seconds: f64) -> Self {
+        Self::new(
             408,
             "request_timeout",
             format!("the request body did not arrive within {seconds} s"),
@@ -204,7 +208,7 @@ impl ApiError {
     }
 }
 
-/// One 422 detail, shaped as FastAPI users expect: `loc` starts at `"body"`.
+/// One 422 detail, shaped as `FastAPI` users expect: `loc` starts at `"body"`.
 pub fn issue(loc: Vec<Value>, msg: impl Into<String>, kind: &str) -> Value {
     json!({"loc": loc, "msg": msg.into(), "type": kind})
 }

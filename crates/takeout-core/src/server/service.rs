@@ -14,12 +14,13 @@ use serde_json::{json, Value};
 
 use super::bind::{Args, Binder};
 use super::json::{self, Json, ParseError};
+use super::kserve_v2;
 use super::log::Logger;
 use super::metrics::{InFlight, Metrics, RouteLabel};
 use super::openapi;
 use super::page;
+use super::params::{ManifestError, Params};
 use super::response::{self, ApiError, Response};
-use super::signature::{ManifestError, Signature};
 
 /// Limits and switches of one server; `takeout serve` flags map onto these one to one.
 #[derive(Debug, Clone)]
@@ -35,17 +36,20 @@ pub struct Options {
     pub max_depth: usize,
     /// Tracebacks in 500 responses.
     pub debug: bool,
+    /// Worker processes that will be forked from this one; more than one shares the metrics.
+    pub workers: usize,
 }
 
 impl Default for Options {
-    fn default() -> Options {
-        Options {
+    fn default() -> Self {
+        Self {
             token: None,
             max_body: 10 << 20,
-            timeout: Duration::from_secs(60),
+            timeout: Duration::from_mins(1),
             max_concurrency: 1024,
             max_depth: 64,
             debug: false,
+            workers: 1,
         }
     }
 }
@@ -60,19 +64,35 @@ pub enum Route {
     Metrics,
     OpenApi,
     Index,
+    /// `GET /v1/models`: the list `KServe` v1 clients ask for.
+    ModelList,
+    V2Server,
+    V2Live,
+    V2Ready,
+    V2Model,
+    V2ModelReady,
+    /// With the request's `Inference-Header-Content-Length`, if any.
+    V2Infer(Option<u64>),
 }
 
 impl Route {
     pub fn label(self) -> RouteLabel {
         match self {
-            Route::Call => RouteLabel::Call,
-            Route::Predict => RouteLabel::Predict,
-            Route::Model => RouteLabel::Model,
-            Route::Healthz => RouteLabel::Healthz,
-            Route::Readyz => RouteLabel::Readyz,
-            Route::Metrics => RouteLabel::Metrics,
-            Route::OpenApi => RouteLabel::OpenApi,
-            Route::Index => RouteLabel::Index,
+            Self::Call => RouteLabel::Call,
+            Self::Predict => RouteLabel::Predict,
+            Self::Model => RouteLabel::Model,
+            Self::Healthz => RouteLabel::Healthz,
+            Self::Readyz => RouteLabel::Readyz,
+            Self::Metrics => RouteLabel::Metrics,
+            Self::OpenApi => RouteLabel::OpenApi,
+            Self::Index => RouteLabel::Index,
+            Self::ModelList => RouteLabel::ModelList,
+            Self::V2Server => RouteLabel::V2Server,
+            Self::V2Live => RouteLabel::V2Live,
+            Self::V2Ready => RouteLabel::V2Ready,
+            Self::V2Model => RouteLabel::V2Model,
+            Self::V2ModelReady => RouteLabel::V2ModelReady,
+            Self::V2Infer(_) => RouteLabel::V2Infer,
         }
     }
 }
@@ -86,6 +106,8 @@ pub struct Head<'a> {
     pub content_type: Option<&'a [u8]>,
     pub authorization: Option<&'a [u8]>,
     pub content_length: Option<u64>,
+    /// `Inference-Header-Content-Length`: the JSON part of a v2 body with binary tensors.
+    pub inference_header_length: Option<u64>,
 }
 
 pub enum Start {
@@ -104,6 +126,7 @@ pub enum Step {
 pub struct Ticket {
     route: Route,
     started: Instant,
+    oip: Option<kserve_v2::Pending>,
     _slot: Slot,
 }
 
@@ -145,7 +168,7 @@ pub enum CallError {
 pub type Outcome = Result<Vec<Vec<u8>>, CallError>;
 
 pub struct Service {
-    sig: Signature,
+    sig: Params,
     opts: Options,
     binder: Binder,
     metrics: Metrics,
@@ -153,6 +176,7 @@ pub struct Service {
     page: Vec<u8>,
     predict_path: String,
     model_path: String,
+    v2: kserve_v2::Model,
     expected_auth: Option<Vec<u8>>,
     calls_in_flight: Arc<AtomicUsize>,
     draining: AtomicBool,
@@ -160,18 +184,22 @@ pub struct Service {
 }
 
 impl Service {
-    pub fn new(manifest_json: &str, opts: Options, log: Logger) -> Result<Service, ManifestError> {
-        let sig = Signature::from_manifest(manifest_json)?;
+    pub fn new(manifest_json: &str, opts: Options, log: Logger) -> Result<Self, ManifestError> {
+        let sig = Params::from_manifest(manifest_json)?;
         let binder = Binder::new(&sig)?;
         let predict_path = format!("/v1/models/{}:predict", sig.name);
         let model_path = format!("/v1/models/{}", sig.name);
         let token = opts.token.as_deref().filter(|t| !t.is_empty());
-        let doc = openapi::document(&sig, &predict_path, &model_path, token.is_some());
+        let mut doc = openapi::document(&sig, &predict_path, &model_path, token.is_some());
+        for (path, item) in kserve_v2::openapi_paths(&sig.name, MODEL_LIST_PATH) {
+            doc["paths"][path] = item;
+        }
         let openapi = serde_json::to_vec(&doc).expect("a JSON value serialises");
         let page = page::render(&sig, &predict_path, token.is_some());
         let expected_auth = token.map(|t| format!("Bearer {t}").into_bytes());
-        Ok(Service {
-            metrics: Metrics::new(&predict_path, &model_path),
+        Ok(Self {
+            v2: kserve_v2::Model::new(&sig),
+            metrics: Metrics::new(&predict_path, &model_path, opts.workers),
             sig,
             binder,
             openapi,
@@ -190,7 +218,7 @@ impl Service {
         &self.sig.name
     }
 
-    pub fn signature(&self) -> &Signature {
+    pub fn params(&self) -> &Params {
         &self.sig
     }
 
@@ -224,10 +252,21 @@ impl Service {
     pub fn start(&self, head: &Head<'_>, started: Instant) -> Start {
         let route = match self.route(head.method, head.path) {
             Ok(route) => route,
-            Err(err) => return Start::Respond(self.fail(RouteLabel::Other, err, started)),
+            Err(err) => {
+                let response = if is_v2(head.path) {
+                    kserve_v2::error_response(err)
+                } else {
+                    err.into_response()
+                };
+                self.record(RouteLabel::Other, response.status, started);
+                return Start::Respond(response);
+            }
         };
         let label = route.label();
-        if matches!(route, Route::Call | Route::Predict | Route::Metrics) {
+        if matches!(
+            route,
+            Route::Call | Route::Predict | Route::Metrics | Route::V2Infer(_)
+        ) {
             if let Some(expected) = &self.expected_auth {
                 let given = head.authorization.unwrap_or_default();
                 if !bearer_matches(given, expected) {
@@ -237,8 +276,15 @@ impl Service {
             }
         }
         let response = match route {
-            Route::Call | Route::Predict => {
-                if !is_json(head.content_type) {
+            Route::Call | Route::Predict | Route::V2Infer(_) => {
+                let accepted = match route {
+                    // tritonclient sends no content type; binary tensors come as octet-stream.
+                    Route::V2Infer(_) => head
+                        .content_type
+                        .is_none_or(|ct| is_json(Some(ct)) || is_octet_stream(ct)),
+                    _ => is_json(head.content_type),
+                };
+                if !accepted {
                     let ct = head.content_type.map(String::from_utf8_lossy);
                     let err = ApiError::not_json(ct.as_deref());
                     return Start::Respond(self.fail(label, err, started));
@@ -250,8 +296,27 @@ impl Service {
                     let err = ApiError::too_large(self.opts.max_body);
                     return Start::Respond(self.fail(label, err, started));
                 }
-                return Start::NeedBody(route);
+                return Start::NeedBody(match route {
+                    Route::V2Infer(_) => Route::V2Infer(head.inference_header_length),
+                    other => other,
+                });
             }
+            Route::ModelList => {
+                let body = json!({"models": [self.sig.name]});
+                Response::json(200, body.to_string().into_bytes())
+            }
+            Route::V2Server => Response::json(200, kserve_v2::server_metadata()),
+            Route::V2Live => Response::json(200, br#"{"live":true}"#.to_vec()),
+            Route::V2Ready | Route::V2ModelReady => {
+                let ready = !self.draining.load(Ordering::Acquire);
+                let mut body = json!({"ready": ready});
+                if route == Route::V2ModelReady {
+                    body["name"] = self.sig.name.clone().into();
+                }
+                let status = if ready { 200 } else { 503 };
+                Response::json(status, body.to_string().into_bytes())
+            }
+            Route::V2Model => Response::json(200, self.v2.metadata()),
             Route::Healthz => Response::json(200, br#"{"status":"ok"}"#.to_vec()),
             Route::Readyz => {
                 if self.draining.load(Ordering::Acquire) {
@@ -295,19 +360,27 @@ impl Service {
                 started,
             ));
         }
-        let value = match json::parse(body, self.opts.max_depth) {
-            Ok(v) => v,
-            Err(err @ ParseError::TooDeep(_)) => {
-                let err = ApiError::new(400, "too_deep", err.to_string());
-                return Step::Respond(self.fail(label, err, started));
+        let (value, oip) = match route {
+            Route::V2Infer(header) => {
+                match kserve_v2::decode(&self.v2, body, header, self.opts.max_depth) {
+                    Ok((args, pending)) => (args, Some(pending)),
+                    Err(err) => return Step::Respond(self.fail(label, err, started)),
+                }
             }
-            Err(err) => {
-                return Step::Respond(self.fail(
-                    label,
-                    ApiError::malformed(err.to_string()),
-                    started,
-                ))
-            }
+            _ => match json::parse(body, self.opts.max_depth) {
+                Ok(v) => (v, None),
+                Err(err @ ParseError::TooDeep(_)) => {
+                    let err = ApiError::new(400, "too_deep", err.to_string());
+                    return Step::Respond(self.fail(label, err, started));
+                }
+                Err(err) => {
+                    return Step::Respond(self.fail(
+                        label,
+                        ApiError::malformed(err.to_string()),
+                        started,
+                    ))
+                }
+            },
         };
         let bound = match route {
             Route::Predict => self.bind_instances(value),
@@ -318,6 +391,16 @@ impl Service {
         };
         let calls = match bound {
             Ok(calls) => calls,
+            // The protocol's errors are one string, so the first problem names its input.
+            Err(issues) if oip.is_some() => {
+                let err = ApiError::invalid(issues.clone());
+                let message = match issues[0]["loc"].get(1).and_then(Value::as_str) {
+                    Some(input) => format!("input `{input}`: {}", err.message),
+                    None => err.message,
+                };
+                let err = ApiError::new(400, "invalid_arguments", message);
+                return Step::Respond(self.fail(label, err, started));
+            }
             Err(issues) => {
                 return Step::Respond(self.fail(label, ApiError::invalid(issues), started))
             }
@@ -333,6 +416,7 @@ impl Service {
             Ticket {
                 route,
                 started,
+                oip,
                 _slot: slot,
             },
             calls,
@@ -407,6 +491,10 @@ impl Service {
             Err(_) => 1,
         });
         let response = match (ticket.route, outcome) {
+            (Route::V2Infer(_), Ok(results)) if results.len() == 1 => {
+                let pending = ticket.oip.clone().unwrap_or_default();
+                kserve_v2::encode(&self.v2, &pending, &results[0])
+            }
             (Route::Predict, Ok(results)) => {
                 let size = results.iter().map(Vec::len).sum::<usize>() + results.len() + 20;
                 let mut body = Vec::with_capacity(size);
@@ -499,11 +587,11 @@ impl Service {
                 ApiError::new(500, "internal_error", message)
             }
         };
-        api.into_response()
+        error_response(route.label(), api)
     }
 
     fn fail(&self, label: RouteLabel, err: ApiError, started: Instant) -> Response {
-        let response = err.into_response();
+        let response = error_response(label, err);
         self.record(label, response.status, started);
         response
     }
@@ -522,7 +610,16 @@ impl Service {
             "/" => (Route::Index, "GET"),
             p if p == self.predict_path => (Route::Predict, "POST"),
             p if p == self.model_path => (Route::Model, "GET"),
-            p => return Err(ApiError::not_found(p)),
+            MODEL_LIST_PATH => (Route::ModelList, "GET"),
+            "/v2" => (Route::V2Server, "GET"),
+            "/v2/health/live" => (Route::V2Live, "GET"),
+            "/v2/health/ready" => (Route::V2Ready, "GET"),
+            p => match self.v2.strip(p) {
+                Some("") => (Route::V2Model, "GET"),
+                Some("/ready") => (Route::V2ModelReady, "GET"),
+                Some("/infer") => (Route::V2Infer(None), "POST"),
+                _ => return Err(ApiError::not_found(p)),
+            },
         };
         let ok = match allow {
             "GET" => method == "GET" || method == "HEAD",
@@ -537,6 +634,23 @@ impl Service {
     }
 }
 
+pub(crate) const MODEL_LIST_PATH: &str = "/v1/models";
+
+fn is_v2(path: &str) -> bool {
+    path == "/v2" || path.starts_with("/v2/")
+}
+
+/// The Open Inference Protocol's routes answer errors in its own shape, `{"error": "..."}`.
+fn error_response(label: RouteLabel, err: ApiError) -> Response {
+    use RouteLabel::{V2Infer, V2Live, V2Model, V2ModelReady, V2Ready, V2Server};
+    match label {
+        V2Server | V2Live | V2Ready | V2Model | V2ModelReady | V2Infer => {
+            kserve_v2::error_response(err)
+        }
+        _ => err.into_response(),
+    }
+}
+
 /// `application/json`, `application/<x>+json`, with or without parameters.
 fn is_json(content_type: Option<&[u8]>) -> bool {
     let Some(ct) = content_type else {
@@ -546,6 +660,16 @@ fn is_json(content_type: Option<&[u8]>) -> bool {
     let essence = essence.trim_ascii().to_ascii_lowercase();
     essence == b"application/json"
         || (essence.starts_with(b"application/") && essence.ends_with(b"+json"))
+}
+
+fn is_octet_stream(content_type: &[u8]) -> bool {
+    let essence = content_type
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default();
+    essence
+        .trim_ascii()
+        .eq_ignore_ascii_case(b"application/octet-stream")
 }
 
 /// Compares every byte whatever the first difference, so timing does not leak the token.

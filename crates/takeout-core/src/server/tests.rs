@@ -13,7 +13,7 @@ use super::http::{self, Config};
 use super::json::Json;
 use super::*;
 
-const ADD: &str = r##"{
+const ADD: &str = r#"{
   "name": "add",
   "function": {
     "qualname": "add", "signature": "(x: float, y: float = 1.0) -> float", "doc": "Add two numbers.",
@@ -27,7 +27,7 @@ const ADD: &str = r##"{
     "returns": {"type": "number"}
   },
   "examples": [{"args": [1.0, 2.0], "kwargs": {}, "output": 3.0}]
-}"##;
+}"#;
 
 const SHAPES: &str = r##"{
   "name": "shapes",
@@ -48,11 +48,11 @@ const SHAPES: &str = r##"{
   }
 }"##;
 
-const ONE: &str = r##"{"name": "km_predict_two", "function": {"qualname": "km_predict_two",
+const ONE: &str = r#"{"name": "km_predict_two", "function": {"qualname": "km_predict_two",
   "signature": "(sample)", "parameters": [
     {"name": "sample", "kind": "POSITIONAL_OR_KEYWORD", "required": true, "schema": {}}],
   "schema": {"type": "object", "properties": {"sample": {}}, "required": ["sample"], "additionalProperties": false},
-  "returns": {}}, "examples": []}"##;
+  "returns": {}}, "examples": []}"#;
 
 fn service(manifest: &str, opts: Options) -> Arc<Service> {
     let log = Logger {
@@ -62,7 +62,7 @@ fn service(manifest: &str, opts: Options) -> Arc<Service> {
     Arc::new(Service::new(manifest, opts, log).unwrap())
 }
 
-fn post<'a>(path: &'a str) -> Head<'a> {
+fn post(path: &str) -> Head<'_> {
     Head {
         method: "POST",
         path,
@@ -96,12 +96,11 @@ fn bound(svc: &Service, body: &str) -> Result<Args, Value> {
         out = calls.pop();
         Ok(vec![b"null".to_vec()])
     });
-    match out {
-        Some(args) => Ok(args),
-        None => {
-            assert_eq!(status, 422, "{value}");
-            Err(value["error"]["details"].clone())
-        }
+    if let Some(args) = out {
+        Ok(args)
+    } else {
+        assert_eq!(status, 422, "{value}");
+        Err(value["error"]["details"].clone())
     }
 }
 
@@ -584,4 +583,106 @@ fn reuse_port_lets_two_listeners_share_a_port() {
     let b = http::bind("127.0.0.1", port, true);
     assert!(b.is_ok(), "{b:?}");
     assert!(http::bind("127.0.0.1", port, false).is_err());
+}
+
+#[test]
+fn open_inference_protocol_routes() {
+    let svc = service(
+        ADD,
+        Options {
+            token: Some("s3cret".into()),
+            ..Options::default()
+        },
+    );
+    let get = |path| Head {
+        method: "GET",
+        path,
+        ..Head::default()
+    };
+    let never = |_: Vec<Args>| -> Outcome { panic!("no call expected") };
+    assert_eq!(
+        run(&svc, &get("/v1/models"), "", never),
+        (200, json!({"models": ["add"]}))
+    );
+    assert_eq!(
+        run(&svc, &get("/v2/health/live"), "", never).1,
+        json!({"live": true})
+    );
+    assert_eq!(
+        run(&svc, &get("/v2/health/ready"), "", never).1,
+        json!({"ready": true})
+    );
+    assert_eq!(run(&svc, &get("/v2"), "", never).1["name"], "takeout");
+    let meta = run(&svc, &get("/v2/models/add/versions/1"), "", never).1;
+    assert_eq!(
+        meta["inputs"],
+        json!([{"name": "x", "datatype": "FP64", "shape": [1]},
+               {"name": "y", "datatype": "FP64", "shape": [1]}])
+    );
+    // Errors on the v2 routes are the protocol's `{"error": "..."}`.
+    let (status, body) = run(&svc, &get("/v2/models/other"), "", never);
+    assert_eq!(status, 404);
+    assert!(
+        body["error"].as_str().unwrap().contains("/v2/models/other"),
+        "{body}"
+    );
+    let infer = Head {
+        method: "POST",
+        path: "/v2/models/add/infer",
+        authorization: Some(b"Bearer s3cret"),
+        ..Head::default()
+    };
+    let (status, body) = run(
+        &svc,
+        &Head {
+            authorization: None,
+            ..infer
+        },
+        "{}",
+        never,
+    );
+    assert_eq!((status, body["error"].is_string()), (401, true), "{body}");
+    let request = r#"{"id": "7", "inputs": [
+        {"name": "x", "shape": [1], "datatype": "FP64", "data": [1.5]},
+        {"name": "y", "shape": [1], "datatype": "INT32", "data": [2]}]}"#;
+    let (status, body) = run(&svc, &infer, request, |calls| {
+        let args = &calls[0];
+        assert_eq!(
+            args.keywords,
+            vec![("x".to_string(), num(1.5)), ("y".to_string(), Json::Int(2))]
+        );
+        Ok(vec![b"3.5".to_vec()])
+    });
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"model_name": "add", "model_version": "1", "id": "7", "outputs": [
+            {"name": "output-0", "datatype": "FP64", "shape": [1], "data": [3.5]}]})
+    );
+    // The schema still applies: a string for `x` is a 400 naming the input.
+    let bad = r#"{"inputs": [{"name": "x", "shape": [1], "datatype": "BYTES", "data": ["a"]}]}"#;
+    let (status, body) = run(&svc, &infer, bad, never);
+    assert_eq!(status, 400);
+    assert!(
+        body["error"].as_str().unwrap().starts_with("input `x`: "),
+        "{body}"
+    );
+    let (status, body) = run(&svc, &infer, request, |_| {
+        Err(CallError::Raised {
+            kind: "ValueError".into(),
+            message: "no".into(),
+            traceback: None,
+        })
+    });
+    assert_eq!((status, body), (500, json!({"error": "no"})));
+    let text = String::from_utf8(svc.metrics().render().into_bytes()).unwrap();
+    assert!(
+        text.contains("route=\"/v2/models/add/infer\",status=\"200\"} 1"),
+        "{text}"
+    );
+    svc.drain();
+    assert_eq!(
+        run(&svc, &get("/v2/models/add/ready"), "", never),
+        (503, json!({"name": "add", "ready": false}))
+    );
 }

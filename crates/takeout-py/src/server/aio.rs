@@ -17,23 +17,9 @@ pub(super) struct Aio {
     submit: Py<PyAny>,
 }
 
-const AIO: &std::ffi::CStr = c"
-import asyncio, threading
-
-async def resolve(value):
-    if hasattr(value, '__anext__'):
-        return [item async for item in value]
-    return await value
-
-def start():
-    loop = asyncio.new_event_loop()
-    threading.Thread(target=loop.run_forever, name='takeout-asyncio', daemon=True).start()
-    return loop
-";
-
 fn aio<'a>(py: Python<'_>, shared: &'a Shared) -> PyResult<&'a Aio> {
     shared.aio.get_or_try_init(py, || {
-        let module = PyModule::from_code(py, AIO, c"takeout_serve_aio.py", c"takeout_serve_aio")?;
+        let module = py.import("takeout._aio")?;
         Ok(Aio {
             event_loop: module.getattr("start")?.call0()?.unbind(),
             resolve: module.getattr("resolve")?.unbind(),
@@ -54,7 +40,12 @@ struct Gather {
 
 impl Gather {
     fn complete(&self, index: usize, result: Result<Vec<u8>, CallError>) {
-        let reply = || self.reply.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let reply = || {
+            self.reply
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take()
+        };
         match result {
             Err(err) => {
                 if let Some(reply) = reply() {
@@ -62,11 +53,16 @@ impl Gather {
                 }
             }
             Ok(bytes) => {
-                self.slots.lock().unwrap_or_else(|e| e.into_inner())[index] = Some(bytes);
+                self.slots
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)[index] = Some(bytes);
                 if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
                     if let Some(reply) = reply() {
                         let slots = std::mem::take(
-                            &mut *self.slots.lock().unwrap_or_else(|e| e.into_inner()),
+                            &mut *self
+                                .slots
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner),
                         );
                         reply.send(Ok(slots.into_iter().flatten().collect()));
                     }

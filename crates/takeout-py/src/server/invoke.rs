@@ -10,10 +10,11 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
+use takeout_core::server::pool::{Pool, Run};
 use takeout_core::server::{Args, CallError, Invoke, Outcome, Reply};
 
 use super::aio::{gather, Aio};
-use super::pool::{Pool, Run};
+use super::gil::Gil;
 use crate::convert::{self, EncodeError};
 
 pub(super) struct Task {
@@ -29,25 +30,25 @@ pub(super) struct Shared {
 
 pub(crate) struct PyInvoker {
     shared: Arc<Shared>,
-    pool: Pool<Task>,
+    pool: Pool<Gil, Task>,
 }
 
 impl PyInvoker {
-    pub(crate) fn new(function: Py<PyAny>, threads: usize, debug: bool) -> PyInvoker {
-        PyInvoker {
+    pub(crate) fn new(function: Py<PyAny>, threads: usize, debug: bool) -> Self {
+        Self {
             shared: Arc::new(Shared {
                 function,
                 debug,
                 aio: PyOnceLock::new(),
             }),
-            pool: Pool::new(threads),
+            pool: Pool::new(Gil, threads),
         }
     }
 
     /// Start the threads now rather than on the first call.
     pub(crate) fn start(&self) -> std::io::Result<()> {
         let shared = self.shared.clone();
-        let run: Run<Task> = Arc::new(move |py, task| run(py, &shared, task));
+        let run: Run<Gil, Task> = Arc::new(move |py, task| run(py, &shared, task));
         self.pool.start(&run)
     }
 
@@ -215,7 +216,10 @@ pub(crate) struct SlotReply {
 
 impl Reply for SlotReply {
     fn send(self: Box<Self>, outcome: Outcome) {
-        *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
+        *self
+            .slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(outcome);
         Python::attach(|py| {
             let notify = self.notify;
             // Fails only when the loop has closed, and then nobody waits for this request.

@@ -15,7 +15,7 @@
 //!
 //! - [`scope`]: the walker's scopes, bindings and reads, resolved after the walk.
 //! - [`sharing`]: assignments, and which names may share objects after one.
-//! - [`visit`]: the statements and expressions themselves, calls, imports, IPython escapes.
+//! - [`visit`]: the statements and expressions themselves, calls, imports, `IPython` escapes.
 
 mod scope;
 mod sharing;

@@ -38,8 +38,8 @@ pub(super) struct Scope {
 }
 
 impl Scope {
-    pub(super) fn new(kind: ScopeKind, parent: usize) -> Scope {
-        Scope {
+    pub(super) fn new(kind: ScopeKind, parent: usize) -> Self {
+        Self {
             kind,
             parent,
             bound: FxHashSet::default(),
@@ -247,8 +247,8 @@ impl<'n> Walker<'n> {
                 f.aliases.extend(aliases);
                 f.dynamic.extend(dynamic);
                 if s == top {
-                    f.params = scope.params.clone();
-                    f.kwonly = scope.kwonly.clone();
+                    f.params.clone_from(&scope.params);
+                    f.kwonly.clone_from(&scope.kwonly);
                     f.locals = locals;
                 }
             }

@@ -1,5 +1,5 @@
 //! The statements and expressions themselves: definitions and their scopes, calls, imports
-//! and IPython escapes.
+//! and `IPython` escapes.
 
 use ruff_python_ast::visitor::{self, Visitor};
 use ruff_python_ast::{self as ast, Expr, ExprContext, IpyEscapeKind, Pattern, PySourceType, Stmt};

@@ -11,6 +11,10 @@
 //! Threads start with the server (after a worker process forks) and stop on [`Pool::close`];
 //! they are never woken during interpreter shutdown, which would make them take the GIL of a
 //! dying interpreter.
+//!
+//! The pool knows the interpreter only through [`Interpreter`] (attach, detach), so this logic
+//! is tested under `cargo test` with a fake lock in place of the GIL; `takeout-py` implements
+//! the trait with `pyo3`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -18,9 +22,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use pyo3::prelude::*;
-
-/// No progress for this long with calls waiting: wake one more thread. CPython's switch
+/// No progress for this long with calls waiting: wake one more thread. `CPython`'s switch
 /// interval: a thread that holds the GIL but is merely descheduled by the OS rarely stays
 /// still that long, and a second thread contending for the GIL would cost the first one a
 /// switch interval per hand-off.
@@ -31,17 +33,32 @@ const STALL: Duration = Duration::from_millis(5);
 /// thread costs tens of microseconds on a virtual CPU.
 const SPIN: Duration = Duration::from_micros(100);
 
-/// What a pool thread does with one task, holding the GIL.
-pub(super) type Run<T> = Arc<dyn for<'py> Fn(Python<'py>, T) + Send + Sync>;
+/// Entering and leaving the interpreter: the GIL for Python, a plain lock in the tests.
+pub trait Interpreter: Send + Sync + 'static {
+    /// What a task receives while its thread is attached (`Python<'py>`).
+    type Token<'a>: Copy;
 
-pub(super) struct Pool<T> {
+    /// Run `body` attached; a pool thread stays attached from one task to the next.
+    fn attach<R>(&self, body: impl for<'a> FnOnce(Self::Token<'a>) -> R) -> R;
+
+    /// From inside [`attach`](Self::attach): run `body` detached, so that other threads can
+    /// attach meanwhile.
+    fn detach<R: Send>(&self, token: Self::Token<'_>, body: impl FnOnce() -> R + Send) -> R;
+}
+
+/// What a pool thread does with one task, attached.
+pub type Run<I, T> = Arc<dyn for<'a> Fn(<I as Interpreter>::Token<'a>, T) + Send + Sync>;
+
+pub struct Pool<I, T> {
+    interpreter: Arc<I>,
     queue: Arc<Queue<T>>,
     threads: usize,
 }
 
-impl<T: Send + 'static> Pool<T> {
-    pub(super) fn new(threads: usize) -> Pool<T> {
-        Pool {
+impl<I: Interpreter, T: Send + 'static> Pool<I, T> {
+    pub fn new(interpreter: I, threads: usize) -> Self {
+        Self {
+            interpreter: Arc::new(interpreter),
             queue: Arc::new(Queue {
                 state: Mutex::new(QueueState {
                     tasks: VecDeque::new(),
@@ -63,22 +80,23 @@ impl<T: Send + 'static> Pool<T> {
         }
     }
 
-    pub(super) fn started(&self) -> bool {
+    pub fn started(&self) -> bool {
         self.queue.lock().started
     }
 
     /// Start the threads (once; before any task).
-    pub(super) fn start(&self, run: &Run<T>) -> std::io::Result<()> {
+    pub fn start(&self, run: &Run<I, T>) -> std::io::Result<()> {
         let mut st = self.queue.lock();
         if st.started || st.closed {
             return Ok(());
         }
         for i in 0..self.threads {
+            let interpreter = self.interpreter.clone();
             let queue = self.queue.clone();
             let run = run.clone();
             thread::Builder::new()
                 .name(format!("takeout-call-{i}"))
-                .spawn(move || worker(&queue, &*run))?;
+                .spawn(move || worker(&*interpreter, &queue, &*run))?;
             // Counted active until it first finds the queue empty and parks.
             st.active += 1;
         }
@@ -91,16 +109,16 @@ impl<T: Send + 'static> Pool<T> {
     }
 
     /// Queue a task; it comes back when the pool is not running.
-    pub(super) fn push(&self, task: T) -> Result<(), T> {
+    pub fn push(&self, task: T) -> Result<(), T> {
         self.queue.push(task)
     }
 
-    pub(super) fn set_spin(&self, spin: bool) {
+    pub fn set_spin(&self, spin: bool) {
         self.queue.spin.store(spin, Ordering::Relaxed);
     }
 
     /// Let the threads finish what is queued, then exit.
-    pub(super) fn close(&self) {
+    pub fn close(&self) {
         let mut st = self.queue.lock();
         st.closed = true;
         self.queue.work.notify_all();
@@ -137,7 +155,9 @@ struct Queue<T> {
 
 impl<T> Queue<T> {
     fn lock(&self) -> MutexGuard<'_, QueueState<T>> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn touch(&self) {
@@ -208,7 +228,10 @@ impl<T> Queue<T> {
         st.idle += 1;
         loop {
             while st.signals == 0 && !st.closed {
-                st = self.work.wait(st).unwrap_or_else(|e| e.into_inner());
+                st = self
+                    .work
+                    .wait(st)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
             }
             // Woken by the watchdog, but the running thread has moved on since: it was only
             // descheduled, and taking the GIL from it would slow both down.
@@ -241,14 +264,17 @@ impl<T> Queue<T> {
                 if busy.elapsed() > QUIET {
                     st.watchdog_parked = true;
                     while st.watchdog_parked && !st.closed {
-                        st = self.watch.wait(st).unwrap_or_else(|e| e.into_inner());
+                        st = self
+                            .watch
+                            .wait(st)
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
                     }
                     busy = Instant::now();
                 } else {
                     st = self
                         .watch
                         .wait_timeout(st, STALL)
-                        .unwrap_or_else(|e| e.into_inner())
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .0;
                 }
                 continue;
@@ -264,25 +290,32 @@ impl<T> Queue<T> {
                 last_wake = Instant::now();
                 STALL
             } else {
-                STALL - stalled
+                STALL.checked_sub(stalled).unwrap()
             };
             st = self
                 .watch
                 .wait_timeout(st, wait)
-                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .0;
         }
     }
 }
 
-fn worker<T: Send>(queue: &Queue<T>, run: &dyn for<'py> Fn(Python<'py>, T)) {
-    Python::attach(|py| loop {
+fn worker<I: Interpreter, T: Send>(
+    interpreter: &I,
+    queue: &Queue<T>,
+    run: &dyn for<'a> Fn(I::Token<'a>, T),
+) {
+    interpreter.attach(|token| loop {
         if let Some(task) = queue.pop() {
             queue.touch();
-            run(py, task);
+            run(token, task);
             queue.touch();
-        } else if !py.detach(|| queue.spin(SPIN) || queue.park()) {
+        } else if !interpreter.detach(token, || queue.spin(SPIN) || queue.park()) {
             break;
         }
     });
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,6 @@
 //! The part of a bundle manifest the server needs: the name, the parameters with their JSON
-//! Schemas, the result's schema and the recorded examples.
+//! Schemas, the result's schema and the recorded examples. (The manifest's HMAC signature is
+//! checked by [`crate::bundle`], never here.)
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -28,14 +29,11 @@ pub enum ParamKind {
 
 impl ParamKind {
     pub fn positional(self) -> bool {
-        matches!(
-            self,
-            ParamKind::PositionalOnly | ParamKind::PositionalOrKeyword
-        )
+        matches!(self, Self::PositionalOnly | Self::PositionalOrKeyword)
     }
 
     pub fn named(self) -> bool {
-        !matches!(self, ParamKind::VarPositional | ParamKind::VarKeyword)
+        !matches!(self, Self::VarPositional | Self::VarKeyword)
     }
 }
 
@@ -61,8 +59,9 @@ pub struct Example {
     pub output: Option<Value>,
 }
 
+/// The served function as its manifest describes it.
 #[derive(Debug, Clone)]
-pub struct Signature {
+pub struct Params {
     pub name: String,
     pub qualname: String,
     /// As `inspect.signature` prints it: `(x: float, y: float) -> int`.
@@ -108,8 +107,8 @@ fn any_schema() -> Value {
     Value::Object(Map::new())
 }
 
-impl Signature {
-    pub fn from_manifest(text: &str) -> Result<Signature, ManifestError> {
+impl Params {
+    pub fn from_manifest(text: &str) -> Result<Self, ManifestError> {
         let raw: RawManifest = serde_json::from_str(text)?;
         if raw.name.is_empty() {
             return Err(ManifestError::NoName);
@@ -142,7 +141,7 @@ impl Signature {
         } else {
             f.signature
         };
-        Ok(Signature {
+        Ok(Self {
             name: raw.name,
             qualname,
             text,
@@ -155,7 +154,7 @@ impl Signature {
         })
     }
 
-    /// The parameter the single-argument KServe form binds an instance to, if there is one.
+    /// The parameter the single-argument `KServe` form binds an instance to, if there is one.
     pub fn sole_param(&self) -> Option<&Param> {
         match self.params.as_slice() {
             [only] if only.kind.positional() => Some(only),
@@ -273,7 +272,7 @@ mod tests {
                        "required": ["x"], "additionalProperties": false},
             "returns": {"type": "number"}},
           "examples": [{"args": [1.0], "kwargs": {"y": 2.0}, "output": 3.0}], "other": 1}"#;
-        let sig = Signature::from_manifest(text).unwrap();
+        let sig = Params::from_manifest(text).unwrap();
         assert_eq!(sig.name, "add");
         assert_eq!(sig.params.len(), 2);
         assert_eq!(sig.params[1].kind, ParamKind::KeywordOnly);
@@ -285,7 +284,7 @@ mod tests {
 
     #[test]
     fn fills_in_what_a_minimal_manifest_lacks() {
-        let sig = Signature::from_manifest(
+        let sig = Params::from_manifest(
             r#"{"name": "f", "function": {"schema": {"type": "object",
                 "properties": {"a": {"type": "integer"}}, "required": ["a"], "additionalProperties": false}}}"#,
         )
@@ -295,7 +294,7 @@ mod tests {
         assert_eq!(sig.sole_param().unwrap().name, "a");
         assert_eq!(sig.text, "(a)");
 
-        let sig = Signature::from_manifest(r#"{"name": "g", "function": {"parameters": [
+        let sig = Params::from_manifest(r#"{"name": "g", "function": {"parameters": [
             {"name": "a", "kind": "POSITIONAL_ONLY", "required": true, "schema": {}},
             {"name": "kw", "kind": "VAR_KEYWORD", "required": false, "schema": {"type": "integer"}}]}}"#)
         .unwrap();
@@ -308,10 +307,10 @@ mod tests {
 
     #[test]
     fn refuses_names_that_cannot_be_a_path() {
-        let err = Signature::from_manifest(r#"{"name": "a/b"}"#).unwrap_err();
+        let err = Params::from_manifest(r#"{"name": "a/b"}"#).unwrap_err();
         assert!(err.to_string().contains("`a/b`"), "{err}");
         assert!(matches!(
-            Signature::from_manifest(r#"{"name": ""}"#),
+            Params::from_manifest(r#"{"name": ""}"#),
             Err(ManifestError::NoName)
         ));
     }

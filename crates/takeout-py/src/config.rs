@@ -1,0 +1,75 @@
+//! `takeout.serving.ServeConfig` as Rust structs: the one place where the Python configuration
+//! becomes the core's `Options`, `Logger` and `http::Config`. The dataclass has already checked
+//! every value; what is checked here is only what would otherwise panic in Rust.
+//!
+//! A new option is one field of the dataclass and, when Rust needs it, one field here (read by
+//! name with `getattr`).
+
+use std::time::Duration;
+
+use pyo3::prelude::*;
+
+use takeout_core::server::http;
+use takeout_core::server::{LogFormat, Logger, Options};
+
+use crate::errors::serve_error;
+
+#[derive(FromPyObject)]
+pub(crate) struct ServeConfig {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    workers: usize,
+    token: Option<String>,
+    max_body: usize,
+    timeout: f64,
+    max_concurrency: usize,
+    pub(crate) threads: usize,
+    io_threads: usize,
+    grace: f64,
+    body_timeout: f64,
+    log_format: String,
+    access_log: bool,
+    pub(crate) debug: bool,
+}
+
+impl ServeConfig {
+    /// The request core's limits and switches.
+    pub(crate) fn options(&self) -> PyResult<Options> {
+        Ok(Options {
+            token: self.token.clone().filter(|t| !t.is_empty()),
+            max_body: self.max_body,
+            timeout: seconds("timeout", self.timeout)?,
+            max_concurrency: self.max_concurrency.max(1),
+            debug: self.debug,
+            workers: self.workers.max(1),
+            ..Options::default()
+        })
+    }
+
+    pub(crate) fn logger(&self) -> PyResult<Logger> {
+        let format: LogFormat = self.log_format.parse().map_err(serve_error)?;
+        Ok(Logger {
+            format,
+            access: self.access_log,
+            quiet: false,
+        })
+    }
+
+    /// The hyper transport's settings.
+    pub(crate) fn http(&self) -> PyResult<http::Config> {
+        Ok(http::Config {
+            io_threads: self.io_threads.max(1),
+            body_timeout: seconds("body_timeout", self.body_timeout)?,
+            grace: seconds("grace", self.grace)?,
+            ..http::Config::default()
+        })
+    }
+}
+
+fn seconds(name: &str, value: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(value).map_err(|_| {
+        serve_error(format!(
+            "`{name}` must be a number of seconds, not `{value}`"
+        ))
+    })
+}

@@ -1,0 +1,97 @@
+"""One serving process: hand the function and the whole configuration to Rust, then serve in
+the background, until a signal, or under the supervisor of several workers."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Callable, Optional
+
+from .._names import bundle_name
+from ..errors import UsageError
+from .background import Handle
+from .config import ServeConfig
+from .log import Log
+from .signals import on_signals
+from .supervisor import Supervisor
+
+__all__ = ["describe", "limit_blas_threads", "run"]
+
+
+def limit_blas_threads(config: ServeConfig) -> None:
+    """Each worker's BLAS/OpenMP threads as `config.blas_threads` says (None: its share of the
+    CPUs), set in this process before it forks its workers; logged."""
+    from .. import _threads
+
+    log = Log(config.log_format)
+    if config.blas_threads == 0:
+        log.info("blas threads left to the libraries")
+        return
+    cpus = _threads.available_cpus()
+    if config.blas_threads is None:
+        threads, source = _threads.default_threads(config.workers, cpus), "share"
+    else:
+        threads, source = config.blas_threads, "set"
+    how = _threads.limit(threads)
+    log.info(
+        "blas threads",
+        per_worker=threads,
+        cpus=cpus,
+        workers=config.workers,
+        source=source,
+        applied=how,
+    )
+
+
+def run(
+    fn: Callable[..., Any], manifest: dict[str, Any], config: ServeConfig, background: bool
+) -> Optional[Handle]:
+    """Serve `fn` as `config` says; a `Handle` when `background`, else once stopped None."""
+    from .. import _core
+
+    app = _core.App(fn, json.dumps(manifest), config)
+    log = Log(config.log_format)
+    if background:
+        if config.workers != 1:
+            raise UsageError(
+                "background=True with a function runs one worker in this process; "
+                "pack it and serve the bundle path to run several"
+            )
+        server = _core.Server(app, config)
+
+        def stop(timeout: float) -> None:
+            server.stop(timeout)
+            app.close()
+
+        return Handle(app.name, server.url, stop)
+    if config.workers == 1:
+        # Handlers first: a SIGTERM that lands while the server starts still drains it.
+        started: list[Any] = []
+        stopping: list[bool] = []
+
+        def shutdown() -> None:
+            stopping.append(True)
+            for server in started:
+                server.shutdown()
+
+        with on_signals(shutdown):
+            server = _core.Server(app, config)
+            started.append(server)
+            if stopping:
+                server.shutdown()
+            log.info("serving", name=app.name, url=server.url, workers=1, pid=os.getpid())
+            server.wait()
+        log.info("stopped", name=app.name)
+        return None
+    Supervisor(app, config, log).run()
+    return None
+
+
+def describe(fn: Callable[..., Any]) -> tuple[Callable[..., Any], dict[str, Any]]:
+    """A manifest for a live function, as `takeout.pack` would write it, without packing."""
+    from .. import _runtime, schema
+
+    name = bundle_name(fn)
+    function = {"qualname": getattr(fn, "__qualname__", name), **schema.describe(fn)}
+    manifest = {"name": name, "function": function}
+    return (_runtime.converter(fn) or fn), manifest

@@ -1,0 +1,35 @@
+"""SIGTERM and SIGINT for the serving processes: the first drains, a second exits at once."""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any, Callable
+
+__all__ = ["SIGNALS", "on_signals"]
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class on_signals:
+    """SIGTERM/SIGINT call `stop()` once; a second signal exits at once."""
+
+    def __init__(self, stop: Callable[[], None]) -> None:
+        self.stop = stop
+        self.seen = 0
+        self.previous: dict[int, Any] = {}
+
+    def handle(self, signum: int, frame: Any) -> None:
+        self.seen += 1
+        if self.seen > 1:
+            os._exit(128 + signum)
+        self.stop()
+
+    def __enter__(self) -> on_signals:
+        for sig in SIGNALS:
+            self.previous[sig] = signal.signal(sig, self.handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, previous in self.previous.items():
+            signal.signal(sig, previous)
