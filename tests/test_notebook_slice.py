@@ -65,7 +65,8 @@ def test_slice_prints_the_script_with_cell_numbers(capsys: pytest.CaptureFixture
     status, out, err = run_cli(capsys, "slice", str(KMEANS), "km_predict_two")
     assert status == 0 and err == ""
     assert out.startswith(
-        f"# takeout: the slice of `{KMEANS}` for `km_predict_two` (defined in cell 9): cells 3, 6, 9"
+        f"# takeout: the slice of `{KMEANS}` for `km_predict_two` (defined in cell 9): "
+        "cells 3, 6, 9"
     )
     # Each kept statement says which name made it necessary.
     assert (
@@ -83,7 +84,11 @@ def test_slice_json(capsys: pytest.CaptureFixture[str]) -> None:
     data = json.loads(out)
     assert data["function"] == "km_predict_one" and data["kernel"] == "python3"
     assert [c["cell"] for c in data["cells"]] == [3, 6]
-    assert data["cells"][1]["statements"][2] == {"line": 5, "end_line": 5, "why": "defines `model`, which `km_predict_one` reads"}
+    assert data["cells"][1]["statements"][2] == {
+        "line": 5,
+        "end_line": 5,
+        "why": "defines `model`, which `km_predict_one` reads",
+    }
     assert [i["module"] for i in data["imports"]] == ["numpy", "sklearn.cluster"]
 
 

@@ -325,7 +325,9 @@ def first_informative_line(text: str) -> str:
     """The first line of a message that says something: nltk's resource errors start with a
     line of asterisks, others with a blank line."""
     lines = [line.strip() for line in text.strip().splitlines()]
-    return next((line for line in lines if any(c.isalnum() for c in line)), lines[0] if lines else "")
+    return next(
+        (line for line in lines if any(c.isalnum() for c in line)), lines[0] if lines else ""
+    )
 
 
 def _error_line(traceback: Sequence[str], count: Optional[int]) -> Optional[int]:
