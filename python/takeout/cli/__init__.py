@@ -49,6 +49,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.debug:
             raise
         print(f"takeout: error: {printable(str(err))}", file=sys.stderr)
+        # The slice's warnings, when it failed: usually the explanation.
+        for warning in getattr(err, "warnings", ()):
+            print(f"takeout: warning: {printable(str(warning))}", file=sys.stderr)
         return 2 if isinstance(err, UsageError) else 1
 
 
