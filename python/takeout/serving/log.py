@@ -22,6 +22,9 @@ class Log:
     def warning(self, msg: str, **fields: Any) -> None:
         self._emit("warning", msg, fields)
 
+    def error(self, msg: str, **fields: Any) -> None:
+        self._emit("error", msg, fields)
+
     def _emit(self, level: str, msg: str, fields: dict[str, Any]) -> None:
         now = time.time()
         ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"

@@ -173,7 +173,7 @@ pub struct Service {
     binder: Binder,
     metrics: Metrics,
     openapi: Vec<u8>,
-    page: Vec<u8>,
+    page: page::Page,
     predict_path: String,
     model_path: String,
     v2: kserve_v2::Model,
@@ -354,8 +354,11 @@ impl Service {
             Route::Index => Response {
                 status: 200,
                 content_type: response::HTML,
-                body: self.page.clone(),
-                headers: Vec::new(),
+                body: self.page.body.clone(),
+                headers: vec![
+                    ("content-security-policy", self.page.csp.clone()),
+                    ("x-content-type-options", "nosniff".into()),
+                ],
                 close: false,
             },
         };
@@ -549,6 +552,11 @@ impl Service {
             &[("timeout_s", self.opts.timeout.as_secs_f64().into())],
         );
         self.fail(ticket.route.label(), err, ticket.started)
+    }
+
+    /// A request the transport refuses from its head alone (a `Host` it does not answer for).
+    pub fn refuse(&self, err: ApiError, started: Instant) -> Response {
+        self.fail(RouteLabel::Other, err, started)
     }
 
     /// Errors only a transport sees (a body too large while streaming, a body too slow).
