@@ -22,7 +22,14 @@ import pytest
 import takeout
 
 from .support import run_cells
-from .test_serve import ROOT, Served, bundles_fixture, serve  # noqa: F401  (a fixture)
+from .test_serve import (  # noqa: F401  (a fixture)
+    ROOT,
+    Served,
+    _answers,
+    bundles_fixture,
+    free_port,
+    serve,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -33,6 +40,17 @@ def forks() -> int:
     '''Fork; the child returns too, as a careless function would.'''
     pid = os.fork()
     return pid
+"""
+
+MISBEHAVES = """
+import os
+
+def misbehaves(text: str = "", times: int = 1, close_stderr: bool = False) -> int:
+    '''Raise `text` repeated `times` times; first close fd 2 if asked.'''
+    if close_stderr:
+        os.close(2)
+        return 0
+    raise ValueError(text * times)
 """
 
 
@@ -117,6 +135,94 @@ def test_the_index_page_has_a_policy_that_lets_only_its_own_script_run(
         text = r.text.split(open_tag, 1)[1].split(close_tag, 1)[0]
         digest = base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
         assert f"'sha256-{digest}'" in csp, open_tag
+
+
+# ── 7. logging ───────────────────────────────────────────────────────────────────────────────
+
+
+@pytest.fixture(scope="module")
+def misbehaves(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    ns = run_cells(MISBEHAVES)
+    root = tmp_path_factory.mktemp("misbehaves")
+    return takeout.pack(ns["misbehaves"], root / "misbehaves.takeout").path
+
+
+def test_a_stderr_nobody_reads_never_stops_serving(bundles: dict[str, Path]) -> None:
+    """With `--access-log` and a pipe nobody reads, every request is still answered, probes
+    included, and the lines that could not be written are counted."""
+    port = free_port()
+    argv = [sys.executable, "-m", "takeout.cli", "serve", str(bundles["probe"])]
+    proc = subprocess.Popen(
+        [*argv, f"--port={port}", "--access-log"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,  # never read
+        cwd=ROOT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while not _answers(url):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        with httpx.Client(base_url=url, timeout=5) as http:
+            # ~110 bytes a line: 6,000 overflow a 64 KiB pipe and the 4,096 lines of the queue.
+            for i in range(6000):
+                assert http.post("/call", json={"x": float(i)}).json() == {"result": 2.0 * i}
+            assert http.get("/readyz").status_code == 200
+            metrics = http.get("/metrics").text
+        dropped = re.search(r"^takeout_log_lines_dropped_total (\d+)$", metrics, re.M)
+        assert dropped and int(dropped.group(1)) > 0, metrics
+    finally:
+        proc.kill()
+        proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
+
+
+def test_logged_text_cannot_forge_lines_and_is_capped(misbehaves: Path) -> None:
+    server = takeout_serve(misbehaves)
+    forged = "boom\n2026-01-01T00:00:00.000Z ERROR   takeout.serve: forged admin login\r"
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            assert http.post("/call", json={"text": forged}).status_code == 500
+            r = http.post("/call", json={"text": "x", "times": 20_000_000})
+            assert r.status_code == 500
+            assert http.get("/healthz").status_code == 200
+    finally:
+        assert server.stop() == 0, server.log
+    assert not any(line.startswith("2026-01-01T00:00:00.000Z") for line in server.lines)
+    raised = [line for line in server.lines if "the function raised" in line]
+    assert len(raised) == 2, server.log[-2000:]
+    assert "forged admin login" in raised[0] and "\\n" in raised[0]
+    assert len(raised[1]) < 10_000 and "more bytes)" in raised[1]
+
+
+def test_a_function_closing_stderr_sends_no_log_line_to_a_client(misbehaves: Path) -> None:
+    server = takeout_serve(misbehaves, "--access-log")
+    port = int(server.url.rsplit(":", 1)[1])
+    try:
+        assert httpx.post(server.url + "/call", json={"close_stderr": True}).status_code == 200
+        body = b'{"text": "raised after fd 2 closed"}'
+        request = (
+            b"POST /call HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        for _ in range(5):
+            # Each new connection may get fd 2; what it receives must be its response only.
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                s.sendall(request)
+                data = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            assert data.startswith(b"HTTP/1.1 500"), data[:200]
+            assert b"takeout.serve" not in data, data
+        assert server.log.count("raised after fd 2 closed") == 5, server.log
+    finally:
+        assert server.stop() == 0, server.log
 
 
 # ── 9. signals ───────────────────────────────────────────────────────────────────────────────

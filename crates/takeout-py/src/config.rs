@@ -54,6 +54,7 @@ impl ServeConfig {
             format,
             access: self.access_log,
             quiet: false,
+            ..Logger::default()
         })
     }
 

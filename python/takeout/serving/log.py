@@ -38,5 +38,9 @@ class Log:
                 text = str(v)
                 parts.append(f"{k}={json.dumps(text) if (' ' in text or not text) else text}")
             line = " ".join(parts)
-        sys.stderr.write(line + "\n")
-        sys.stderr.flush()
+        try:
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            # The function closed fd 2: a lost log line must not turn a clean stop into an error.
+            pass

@@ -184,6 +184,7 @@ pub fn spawn(
     let dropped = Arc::new(AtomicUsize::new(0));
     let dropped_in = dropped.clone();
     let log = state.service.log().clone();
+    log.start();
     let thread = thread::Builder::new()
         .name("takeout-server".into())
         .spawn(move || {
@@ -197,6 +198,8 @@ pub fn spawn(
             if let Err(err) = result {
                 log.error("server stopped", &[("error", err.to_string().into())]);
             }
+            // The process may exit as soon as `wait` returns: the last lines first.
+            log.flush(Duration::from_secs(1));
             let (lock, cvar) = &*finished;
             *lock
                 .lock()

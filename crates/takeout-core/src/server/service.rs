@@ -171,7 +171,7 @@ pub struct Service {
     sig: Params,
     opts: Options,
     binder: Binder,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
     openapi: Vec<u8>,
     page: page::Page,
     predict_path: String,
@@ -197,9 +197,11 @@ impl Service {
         let openapi = serde_json::to_vec(&doc).expect("a JSON value serialises");
         let page = page::render(&sig, &predict_path, token.is_some());
         let expected_auth = token.map(|t| format!("Bearer {t}").into_bytes());
+        let metrics = Arc::new(Metrics::new(&predict_path, &model_path, opts.workers));
+        log.count_drops_in(metrics.clone());
         Ok(Self {
             v2: kserve_v2::Model::new(&sig),
-            metrics: Metrics::new(&predict_path, &model_path, opts.workers),
+            metrics,
             sig,
             binder,
             openapi,
