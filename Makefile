@@ -6,6 +6,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 export VIRTUAL_ENV := $(abspath $(VENV))
+# podman/buildah read this instead of /etc (runtime runc, ulimits a VM's root may set)
+export CONTAINERS_CONF := $(abspath containers/containers.conf)
 
 .PHONY: help
 help: ## list the targets
@@ -24,12 +26,12 @@ $(VENV)/.deps: $(VENV)/.created pyproject.toml
 	touch $@
 
 .PHONY: install
-install: $(VENV)/.created ## build the extension (release) into .venv with the test extras
-	$(BIN)/maturin develop --release --uv --extras test -q
+install: $(VENV)/.created ## build the extension (release) into .venv with the test and ray extras
+	$(BIN)/maturin develop --release --uv --extras test,ray -q
 
 .PHONY: build-dev
 build-dev: $(VENV)/.created ## build the extension in debug mode (compiles in a fraction of the time)
-	$(BIN)/maturin develop --uv --extras test -q
+	$(BIN)/maturin develop --uv --extras test,ray -q
 
 .PHONY: demo
 demo: install ## the main job on the shipped example
@@ -45,8 +47,8 @@ lint-rust: ## rustfmt and clippy
 
 .PHONY: lint-python
 lint-python: $(VENV)/.deps ## ruff and mypy (no extension build needed)
-	$(BIN)/ruff check python tests bench examples
-	$(BIN)/ruff format --check python tests bench examples
+	$(BIN)/ruff check python tests bench examples containers fuzz
+	$(BIN)/ruff format --check python tests bench examples containers fuzz
 	$(BIN)/mypy python/takeout
 
 .PHONY: stubtest
@@ -56,8 +58,12 @@ stubtest: install ## `_core.pyi` against the built extension
 .PHONY: format
 format: $(VENV)/.created ## apply rustfmt and ruff
 	cargo fmt --all
-	$(BIN)/ruff check --fix python tests bench examples
-	$(BIN)/ruff format python tests bench examples
+	$(BIN)/ruff check --fix python tests bench examples containers fuzz
+	$(BIN)/ruff format python tests bench examples containers fuzz
+
+.PHONY: base-image
+base-image: ## the Debian base image of the container tests (mmdebstrap; kept in podman)
+	$(PYTHON) containers/base_image.py
 
 # takeout-py's tests embed the venv's interpreter: pyo3 links its libpython, which the test
 # binary then loads from the interpreter's LIBDIR.
@@ -71,12 +77,21 @@ test-rust: $(VENV)/.created ## cargo tests: the pure-Rust core, and takeout-py w
 test-python: install ## pytest (real kernels, venvs and servers)
 	$(PY) -m pytest -q
 
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz
+fuzz: install ## fuzz the pickle scanner, requirement/metadata parsers, manifest reader (FUZZ_SECONDS each)
+	$(PY) fuzz/run.py --seconds $(FUZZ_SECONDS)
+
+.PHONY: fuzz-ci
+fuzz-ci: install ## the short fuzz run CI makes (5 s per target)
+	$(PY) fuzz/run.py --seconds 5
+
 .PHONY: test-fast
 test-fast: build-dev ## pytest without the slow tests, on a debug build
 	$(PY) -m pytest -q -m "not slow"
 
 .PHONY: test
-test: lint test-rust test-python ## everything CI runs
+test: lint test-rust test-python fuzz-ci ## everything CI runs
 
 .PHONY: bench
 bench: install ## benchmarks; ratio tables on stdout
@@ -85,3 +100,4 @@ bench: install ## benchmarks; ratio tables on stdout
 	$(PY) bench/bundle.py
 	$(PY) bench/notebook.py
 	$(PY) bench/serve.py
+	$(PY) bench/export.py

@@ -311,6 +311,35 @@ def test_broken_requires_dist_of_an_installed_package_is_a_warning(local_dir: Pa
     assert any(w.startswith("`numpy>=` (Requires-Dist of shoddy)") for w in report.warnings)
 
 
+@pytest.mark.parametrize("requirement", ["foo_ >=1", "a_ >=1", "foo[b-]"])
+def test_a_requires_dist_that_panics_the_parser_is_skipped_with_a_warning(
+    local_dir: Path, tmp_path: Path, requirement: str
+) -> None:
+    """pep508_rs panics on these; one such installed package once broke deps and pack for
+    every function that reached it."""
+    site = local_dir / "site"
+    _write_dist(
+        site,
+        "shoddy",
+        {"shoddy/__init__.py": "VALUE = 1\n"},
+        requires=f"Requires-Dist: {requirement}\nRequires-Dist: pyyaml\n",
+    )
+    sys.path.insert(0, str(site))
+    try:
+        report = deps_of("import shoddy", "def fn():\n    return shoddy.VALUE")
+        ns = run_cells("import shoddy", "def fn():\n    return shoddy.VALUE")
+        bundle = takeout.pack(ns["fn"], tmp_path / "fn.takeout")
+    finally:
+        sys.path.remove(str(site))
+    assert needed(report) == {"shoddy"}
+    assert any(pin.lower().startswith("pyyaml==") for pin in report.lock)
+    warning = f"`{requirement}` (Requires-Dist of shoddy) is not a valid requirement"
+    assert any(w.startswith(warning) for w in report.warnings), report.warnings
+    assert any(w.startswith(warning) for w in bundle.manifest["warnings"])
+    with pytest.raises(takeout.errors.RequirementError, match=r"^`a_ >=1` is not a valid"):
+        takeout.deps(ns["fn"], require=["a_ >=1"])
+
+
 def test_import_names_differ_from_distribution_names() -> None:
     report = deps_of(
         "import yaml, sklearn, dateutil.parser",

@@ -54,9 +54,9 @@ def test_seed_slices_keep_only_what_each_function_reads() -> None:
     assert one.warnings == [] and one.unresolved == []
     model_cell = one.cells[1]
     assert [why for _, _, why in model_cell.statements] == [
-        "defines `KMeans`",
-        "defines `data`",
-        "defines `model`",
+        "defines `KMeans`, which cell 6 reads",
+        "defines `data`, which cell 6 reads",
+        "defines `model`, which `km_predict_one` reads",
         "defines `km_predict_one`, the function",
     ]
 
@@ -64,10 +64,17 @@ def test_seed_slices_keep_only_what_each_function_reads() -> None:
 def test_slice_prints_the_script_with_cell_numbers(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, err = run_cli(capsys, "slice", str(KMEANS), "km_predict_two")
     assert status == 0 and err == ""
-    assert out.startswith(f"# takeout: the slice of `{KMEANS}` for `km_predict_two`: cells 3, 6, 9")
-    assert (
-        "# ── cell 9 ──\ncenters = model.cluster_centers_\nfrom numpy.linalg import norm\n" in out
+    assert out.startswith(
+        f"# takeout: the slice of `{KMEANS}` for `km_predict_two` (defined in cell 9): "
+        "cells 3, 6, 9"
     )
+    # Each kept statement says which name made it necessary.
+    assert (
+        "# ── cell 9 ──\ncenters = model.cluster_centers_  # defines `centers`, which "
+        "`km_predict_two` reads\nfrom numpy.linalg import norm  # defines `norm`, which "
+        "`km_predict_two` reads\n" in out
+    )
+    assert "# `km_predict_two` reads `centers` from cell 9, line 1: the last binding before" in out
     assert "module_frontier" not in out  # cells 2, 4, 5, 7, 8, 10 and 11 stay out
 
 
@@ -77,7 +84,11 @@ def test_slice_json(capsys: pytest.CaptureFixture[str]) -> None:
     data = json.loads(out)
     assert data["function"] == "km_predict_one" and data["kernel"] == "python3"
     assert [c["cell"] for c in data["cells"]] == [3, 6]
-    assert data["cells"][1]["statements"][2] == {"line": 5, "end_line": 5, "why": "defines `model`"}
+    assert data["cells"][1]["statements"][2] == {
+        "line": 5,
+        "end_line": 5,
+        "why": "defines `model`, which `km_predict_one` reads",
+    }
     assert [i["module"] for i in data["imports"]] == ["numpy", "sklearn.cluster"]
 
 
@@ -106,7 +117,7 @@ def test_an_expensive_unrelated_cell_is_left_out(tmp_path: Path) -> None:
     assert "time.sleep" not in sliced.script
     assert "model.fit(X, y)" in sliced.script
     assert sliced.cells[0].source == (
-        "\nimport numpy as np\nfrom sklearn.linear_model import LinearRegression"
+        "#\nimport numpy as np\nfrom sklearn.linear_model import LinearRegression"
     )
 
 

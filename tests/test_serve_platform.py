@@ -63,6 +63,19 @@ def takeout_serve(bundle: Path, *options: str, env: dict[str, str], port: int = 
     return Served(argv, env, port=port)
 
 
+def refused(bundle: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """`takeout serve BUNDLE` under `env`, which must refuse it as bad usage (exit 2)."""
+    r = subprocess.run(
+        [sys.executable, "-m", "takeout.cli", "serve", str(bundle)],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2, r.stderr
+    return r
+
+
 # ── $PORT ───────────────────────────────────────────────────────────────────────────────────
 
 
@@ -84,14 +97,7 @@ def test_port_comes_from_the_environment_when_not_given(bundles: dict[str, Path]
 
 
 def test_a_bad_port_variable_is_one_sentence(bundles: dict[str, Path]) -> None:
-    r = subprocess.run(
-        [sys.executable, "-m", "takeout.cli", "serve", str(bundles["scale"])],
-        env={**os.environ, "PORT": "http"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert r.returncode == 2
+    r = refused(bundles["scale"], PORT="http")
     assert "`$PORT` `http` must be a port number from 0 to 65535" in r.stderr
     assert "Traceback" not in r.stderr
 
@@ -114,14 +120,7 @@ def test_each_worker_gets_its_share_of_the_cpus(bundles: dict[str, Path]) -> Non
             assert re.search(rf"blas threads per_worker={want} cpus={cpus}", server.log)
         finally:
             assert server.stop() == 0, server.log
-    r = subprocess.run(
-        [sys.executable, "-m", "takeout.cli", "serve", str(bundles["scale"])],
-        env={**os.environ, "TAKEOUT_BLAS_THREADS": "many"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert r.returncode == 2
+    r = refused(bundles["scale"], TAKEOUT_BLAS_THREADS="many")
     assert "TAKEOUT_BLAS_THREADS `many` must be a whole number of threads" in r.stderr
 
 

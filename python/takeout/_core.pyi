@@ -268,10 +268,27 @@ class NotebookSlice:
     unresolved: list[str]
     """Names the slice reads that no cell defines (and that are not builtins)."""
     script: str
-    """The slice as a script, each cell under a comment naming it (`takeout slice`)."""
+    """The slice as a script, each cell under a comment naming it, each statement with why it
+    is kept, each captured name with the binding chosen (`takeout slice`)."""
+    target_cell: int
+    """The cell of the definition sliced from."""
+    target_line: int
+    captured: list[tuple[str, Optional[int], int, str]]
+    """`(name, cell, line, rule)`: each name the function reads when called, the binding the
+    slice gives it (`cell` is None when no cell binds it) and the rule that chose it."""
 
-def slice_notebook(text: str, function: str, label: str, all_cells: bool = False) -> NotebookSlice:
-    """Parse nbformat 4 `text` and slice it backwards from `function`'s last definition.
+def slice_notebook(
+    text: str,
+    function: str,
+    label: str,
+    all_cells: bool = False,
+    state_end: bool = False,
+    cell: Optional[int] = None,
+) -> NotebookSlice:
+    """Parse nbformat 4 `text` and slice it backwards from `function`'s definition: the last
+    one, or the one in `cell` (also written `FUNCTION@CELL`). Each name the function reads gets
+    its last binding before that definition (the first after it when none is before), or with
+    `state_end` the notebook's last one.
 
     Runs without the GIL. `label` names the notebook in messages. Raises
     `takeout.errors.NotebookError` for a malformed or non-v4 notebook, a non-Python one, or a

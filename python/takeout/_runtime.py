@@ -9,12 +9,14 @@ the same functions, after checking hashes and signature with the Rust core.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import math
 import mmap
 import os
 import pickle
+import stat
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
@@ -33,12 +35,22 @@ PAYLOAD = "function.pkl"
 RUNTIME_FILE = "takeout_runtime.py"
 TYPES_FILE = "_types.py"
 
+#: A manifest is a few kB (examples included, tens of kB); past this it is refused unread.
+MANIFEST_MAX_BYTES = 16 << 20
+#: How deep a manifest's JSON may nest: packing writes at most the depth of an example's
+#: arguments, and `json` recurses per level (a RecursionError past about 1,000).
+MANIFEST_MAX_DEPTH = 200
+
 try:  # inside takeout; the standalone copy in a clean venv has no takeout to import
     from takeout import _types
     from takeout.errors import BundleError as _BundleError
+    from takeout.errors import BundleIntegrityError as _IntegrityError
 except ImportError:  # pragma: no cover - exercised by `takeout verify` in the clean venv
 
     class _BundleError(Exception):  # type: ignore[no-redef]
+        pass
+
+    class _IntegrityError(_BundleError):  # type: ignore[no-redef]
         pass
 
     def _beside(file: str) -> Any:
@@ -65,6 +77,12 @@ to_json = _types.to_json
 
 def parse_manifest(text: bytes, where: str) -> dict[str, Any]:
     """The manifest as a dict, after checking that it is one of ours and a version we read."""
+    depth = _json_depth(text)
+    if depth > MANIFEST_MAX_DEPTH:
+        raise _IntegrityError(
+            f"`{where}/{MANIFEST}` is damaged: its JSON nests {depth} levels deep, more than "
+            f"the {MANIFEST_MAX_DEPTH} a manifest can have; pack the bundle again"
+        )
     try:
         manifest = json.loads(text)
     except ValueError as err:
@@ -91,6 +109,35 @@ def parse_manifest(text: bytes, where: str) -> dict[str, Any]:
     return manifest
 
 
+def _json_depth(text: bytes) -> int:
+    """The deepest nesting of brackets outside strings: checked before `json.loads`, whose
+    recursion would otherwise end in a RecursionError traceback."""
+    depth = deepest = 0
+    in_string = escaped = False
+    # A byte loop over a few kB; the common case (no deep nesting) is decided by the count.
+    if text.count(b"[") + text.count(b"{") <= MANIFEST_MAX_DEPTH:
+        return 0
+    for byte in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MANIFEST_MAX_DEPTH:
+                    return deepest
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
 def python_facts() -> dict[str, Any]:
     """What the manifest records of the interpreter, and what loading compares."""
     impl = sys.implementation.name
@@ -107,7 +154,16 @@ _IMPL_NAMES = {"cpython": "CPython", "pypy": "PyPy"}
 def check_python(manifest: dict[str, Any]) -> None:
     """Refuse another implementation or minor version: the pickled code objects and C
     extension wheels of the lock are both tied to them."""
-    want = manifest.get("python") or {}
+    want = manifest.get("python")
+    if not (
+        isinstance(want, dict)
+        and isinstance(want.get("implementation"), str)
+        and isinstance(want.get("minor"), str)
+    ):
+        raise _IntegrityError(
+            f"`{MANIFEST}` is damaged: its `python` does not name the implementation and minor "
+            "version that packed the bundle; pack the bundle again"
+        )
     have = python_facts()
     if (want.get("implementation"), want.get("minor")) != (have["implementation"], have["minor"]):
         want_name = _IMPL_NAMES.get(want.get("implementation", ""), want.get("implementation"))
@@ -120,33 +176,235 @@ def check_python(manifest: dict[str, Any]) -> None:
 
 
 # ── loading ───────────────────────────────────────────────────────────────────────────────
+#
+# Every file is opened once, and what is hashed is exactly what is used: the bytes of
+# function.pkl that were hashed are the bytes unpickled, and each buffer is read into private
+# anonymous memory while it is hashed. Mapping the file itself (even copy-on-write) would not
+# do: on Linux a private mapping's untouched pages still show later writes to the file, so a
+# worker's weights could change after their check.
+
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    # A FIFO opened for reading blocks until a writer comes; non-blocking, the open returns
+    # and the type check below refuses it.
+    | getattr(os, "O_NONBLOCK", 0)
+)
+_ROOT_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+_DIR_FLAGS = _ROOT_FLAGS | getattr(os, "O_NOFOLLOW", 0)
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISLNK, "a symbolic link"),
+)
+_READ_CHUNK = 8 << 20
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "a special file")
+
+
+def open_member(root: Path, rel: str) -> int:
+    """A descriptor of the regular file `rel` inside the bundle directory `root`.
+
+    Each directory on the way is opened from its parent's descriptor without following a
+    symbolic link, and so is the file, so nothing outside the bundle can be reached however
+    the tree is changed meanwhile; anything but a regular file (a FIFO, a device, a link) is
+    refused in one sentence instead of hanging the loader."""
+    parts = rel.split("/")
+    if "\0" in rel or any(p in ("", ".", "..") for p in parts):
+        raise _IntegrityError(
+            f"`{rel!r}` in {MANIFEST} is not a relative path inside the bundle; refusing to "
+            "read it, pack the bundle again"
+        )
+    if os.open not in os.supports_dir_fd:  # pragma: no cover - Windows: no openat
+        return _open_checked(str(root / rel), rel, None)
+    # The bundle directory itself may be reached through a link (`current -> v3.takeout`):
+    # the user named it; what must not be followed is a link inside it.
+    parent = os.open(root, _ROOT_FLAGS)
+    try:
+        for depth, part in enumerate(parts[:-1]):
+            try:
+                child = os.open(part, _DIR_FLAGS, dir_fd=parent)
+            except OSError as err:
+                raise _member_error("/".join(parts[: depth + 1]), part, parent, err) from None
+            os.close(parent)
+            parent = child
+        return _open_checked(parts[-1], rel, parent)
+    finally:
+        os.close(parent)
+
+
+def _open_checked(name: str, rel: str, dir_fd: Optional[int]) -> int:
+    try:
+        fd = os.open(name, _OPEN_FLAGS, dir_fd=dir_fd)
+    except OSError as err:
+        raise _member_error(rel, name, dir_fd, err) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise _IntegrityError(
+            f"`{rel}` in the bundle is {_kind(mode)}, not a regular file; a bundle holds "
+            "regular files only, pack it again"
+        )
+    return fd
+
+
+def _member_error(rel: str, name: str, dir_fd: Optional[int], err: OSError) -> Exception:
+    import errno
+
+    if err.errno == errno.ENOENT:
+        return _IntegrityError(f"`{rel}` is missing from the bundle; pack it again")
+    try:
+        mode = os.lstat(name, dir_fd=dir_fd).st_mode
+    except OSError:
+        mode = 0
+    if stat.S_ISLNK(mode):
+        return _IntegrityError(
+            f"`{rel}` in the bundle is a symbolic link; a bundle holds regular files only "
+            "and links are never followed, replace it with the file itself or pack again"
+        )
+    if err.errno == errno.ENOTDIR:
+        return _IntegrityError(
+            f"`{rel}` in the bundle is {_kind(mode)}, not a directory; pack the bundle again"
+        )
+    return _IntegrityError(
+        f"`{rel}` could not be read ({err.strerror}); check that the bundle is readable"
+    )
+
+
+def _expected_digest(manifest: dict[str, Any], rel: str) -> str:
+    digest = (manifest.get("files") or {}).get(rel)
+    if not isinstance(digest, str) or not digest.startswith("sha256:"):
+        raise _IntegrityError(
+            f"{MANIFEST} lists no sha256 for `{rel}`; every file the loader reads must have "
+            "one, pack the bundle again"
+        )
+    return digest
+
+
+def _mismatch(rel: str) -> Exception:
+    return _IntegrityError(
+        f"`{rel}` does not match its sha256 in manifest.json: the bundle was modified after "
+        "packing; pack it again"
+    )
+
+
+def read_member(root: Path, rel: str, *, limit: Optional[int] = None) -> bytes:
+    """The whole content of `rel`, opened as `open_member` does; past `limit` bytes it is
+    refused before it is read."""
+    fd = open_member(root, rel)
+    with open(fd, "rb", buffering=0, closefd=True) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if limit is not None and size > limit:
+            raise _IntegrityError(
+                f"`{root}/{rel}` has {size:,} bytes, more than the {limit:,} it may have; "
+                "pack the bundle again"
+            )
+        data = fh.read() if limit is None else fh.read(limit + 1)
+    if limit is not None and len(data) > limit:  # grew after the fstat
+        raise _IntegrityError(f"`{root}/{rel}` is larger than {limit:,} bytes")
+    return data
+
+
+def read_verified(root: Path, rel: str, digest: str) -> bytes:
+    """The content of `rel` after checking it against `digest` ("sha256:<hex>"): the very
+    bytes that were hashed."""
+    data = read_member(root, rel)
+    if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+        raise _mismatch(rel)
+    return data
+
+
+def read_manifest_bytes(root: Path) -> bytes:
+    """The bytes of `manifest.json`, opened as every other file of the bundle, and at most
+    `MANIFEST_MAX_BYTES` of them."""
+    return read_member(root, MANIFEST, limit=MANIFEST_MAX_BYTES)
+
+
+def _private_memory(size: int) -> Any:
+    """Zeroed anonymous memory, page-aligned for numpy, private to this process (a worker
+    forked after loading shares the pages until it writes)."""
+    flags = getattr(mmap, "MAP_PRIVATE", None)
+    if flags is None:  # pragma: no cover - Windows
+        return bytearray(size)
+    return mmap.mmap(-1, size, flags=flags | getattr(mmap, "MAP_ANONYMOUS", 0x20))
+
+
+def _read_hashed(fh: Any, view: memoryview, rel: str) -> str:
+    """Fill `view` from `fh` and return the sha256 of what was read. Reading the next chunk
+    and hashing the last both release the GIL, so a reader thread runs ahead of the hashing
+    and a large buffer costs about its hashing time rather than read plus hash."""
+    import queue
+    import threading
+
+    size = len(view)
+    filled: queue.Queue[Any] = queue.Queue()
+
+    def reader() -> None:
+        pos = 0
+        try:
+            while pos < size:
+                n = fh.readinto(view[pos : pos + _READ_CHUNK])
+                if not n:
+                    raise _IntegrityError(
+                        f"`{rel}` became shorter while it was read; pack the bundle again"
+                    )
+                filled.put((pos, n))
+                pos += n
+            filled.put(None)
+        except BaseException as err:  # handed to the hashing side, which raises it
+            filled.put(err)
+
+    digest = hashlib.sha256()
+    thread = threading.Thread(target=reader, name="takeout-read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = filled.get()
+            if item is None:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            pos, n = item
+            digest.update(view[pos : pos + n])
+    finally:
+        thread.join()
+    return "sha256:" + digest.hexdigest()
 
 
 def map_buffers(root: Path, manifest: dict[str, Any]) -> list[Any]:
-    """The out-of-band buffers, memory-mapped copy-on-write: processes that load the same
-    bundle share the pages until one of them writes, and nothing is read until touched."""
+    """The out-of-band buffers, each read once into private memory and hashed as it is read;
+    the hash is checked against the manifest before the buffer is handed to the unpickler."""
     views: list[Any] = []
     for entry in manifest.get("buffers", ()):
-        path = root / entry["file"]
-        with open(path, "rb") as fh:
+        rel = entry["file"]
+        digest = _expected_digest(manifest, rel)
+        fd = open_member(root, rel)
+        with open(fd, "rb", buffering=0, closefd=True) as fh:
             size = os.fstat(fh.fileno()).st_size
             if size != entry["size"]:
-                raise _BundleError(
-                    f"`{entry['file']}` has {size} bytes but the manifest says "
+                raise _IntegrityError(
+                    f"`{rel}` has {size} bytes but the manifest says "
                     f"{entry['size']}; pack the bundle again"
                 )
-            if size == 0:
-                views.append(bytearray())
-                continue
-            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)
-        views.append(memoryview(mapped))
+            memory = _private_memory(size) if size else bytearray()
+            view = memoryview(memory)
+            if _read_hashed(fh, view, rel) != digest:
+                raise _mismatch(rel)
+        views.append(view)
     return views
 
 
 def load_function(root: Path, manifest: dict[str, Any]) -> Callable[..., Any]:
-    """Unpickle the payload (hashes already checked), register the local modules shipped in
-    it and import the submodules the function reaches by attribute."""
-    data = (root / PAYLOAD).read_bytes()
+    """Unpickle the payload after checking its sha256 and those of its buffers (on the bytes
+    read, not on a second open), register the local modules shipped in it and import the
+    submodules the function reaches by attribute."""
+    data = read_verified(root, PAYLOAD, _expected_digest(manifest, PAYLOAD))
     payload = pickle.loads(data, buffers=map_buffers(root, manifest))
     fn = payload
     if isinstance(payload, tuple):
@@ -161,6 +419,11 @@ def load_function(root: Path, manifest: dict[str, Any]) -> Callable[..., Any]:
             f"{type(fn).__name__}, not a callable; pack a function"
         )
     return fn
+
+
+def loaded_files(manifest: dict[str, Any]) -> set[str]:
+    """The files `load_function` reads, and checks itself on the bytes it reads."""
+    return {PAYLOAD, *(b["file"] for b in manifest.get("buffers", ()))}
 
 
 # ── JSON in: arguments ────────────────────────────────────────────────────────────────────
@@ -398,16 +661,11 @@ def call_example(fn: Callable[..., Any], example: dict[str, Any]) -> Any:
 
 
 def _standalone(root: Path) -> dict[str, Any]:
-    import hashlib
-
-    manifest = parse_manifest((root / MANIFEST).read_bytes(), str(root))
+    manifest = parse_manifest(read_manifest_bytes(root), str(root))
+    loaded = loaded_files(manifest)
     for rel, expected in sorted(manifest.get("files", {}).items()):
-        digest = hashlib.sha256()
-        with open(root / rel, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        if f"sha256:{digest.hexdigest()}" != expected:
-            raise _BundleError(f"`{rel}` does not match its sha256 in manifest.json")
+        if rel not in loaded:  # those are checked by load_function as it reads them
+            read_verified(root, rel, expected)
     check_python(manifest)
     fn = load_function(root, manifest)
     fn = converter(fn) or fn

@@ -5,13 +5,13 @@ A bundle is a directory `NAME.takeout/`:
     manifest.json     format "takeout/1": what the function is, needs and returns; the sha256
                       of every other file; an optional HMAC-SHA256 signature
     function.pkl      cloudpickle, protocol 5, large buffers out-of-band
-    buffers/NNNN.bin  each buffer of 1 MiB or more (numpy arrays), memory-mapped at load
+    buffers/NNNN.bin  each buffer of 1 MiB or more (numpy arrays), read into memory at load
     requirements.txt  the direct pins, each with its reasons
     pylock.toml       PEP 751 lock of the whole closure
 
 Packing writes into a temporary sibling directory and renames it into place at the end, so an
 error never leaves a half-written bundle behind. Loading checks the format, the signature and
-every hash before a single byte is unpickled.
+every hash before a single byte is unpickled, on the bytes it then uses.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def pack(
     recorded = _record_examples(fn, examples)
 
     with _resolved_annotations(fn):
-        return _pack(fn, target, name, recorded, require, exclude, key)
+        return _pack(fn, target, name, recorded, require, exclude, key, overwrite)
 
 
 def _pack(
@@ -99,6 +99,7 @@ def _pack(
     require: Iterable[str],
     exclude: Iterable[str],
     key: Optional[bytes],
+    overwrite: bool,
 ) -> Bundle:
     import shutil
     import tempfile
@@ -139,9 +140,15 @@ def _pack(
         "examples": recorded,
     }
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would hide the bundle from a server user
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale(target)
+        # The pid in the name tells a later pack whether this one is still running.
+        prefix = f".{target.name}.{os.getpid()}."
+        tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=target.parent))
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would hide it from a server user
+    except OSError as err:
+        raise _write_error(target, err) from None
     try:
         manifest["buffers"] = _write_payload(tmp, found, fn)
         (tmp / "requirements.txt").write_text(_requirements_txt(manifest), encoding="utf-8")
@@ -154,11 +161,55 @@ def _pack(
             manifest["signature"] = _core().sign_manifest(text, key)
             text = json.dumps(manifest, indent=2, ensure_ascii=False)
         (tmp / _runtime.MANIFEST).write_text(text + "\n", encoding="utf-8")
-        _replace(tmp, target)
-    except BaseException:
+        _replace(tmp, target, overwrite)
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, OSError):
+            raise _write_error(target, err) from None
         raise
     return Bundle(target.resolve(), manifest)
+
+
+def _write_error(target: Path, err: OSError) -> BundleError:
+    where = f" at `{err.filename}`" if err.filename else ""
+    return BundleError(
+        f"could not write the bundle `{target}`: {err.strerror or err}{where}; check that "
+        "the directory is writable and has space"
+    )
+
+
+def _remove_stale(target: Path) -> None:
+    """Remove what packs to `target` that were killed left behind: their temporary
+    directory (`.NAME.PID.XXXX.tmp`, often hundreds of MB) and an old bundle moved aside
+    (`.NAME.PID.XXXX.old`), once the process PID is gone."""
+    import glob
+    import shutil
+
+    head = f".{target.name}."
+    for path in target.parent.glob(glob.escape(head) + "*"):
+        # PID.RANDOM.tmp exactly: `.w.5.123.x.tmp` belongs to a bundle named `w.5`, not `w`.
+        parts = path.name[len(head) :].split(".")
+        if len(parts) != 3 or parts[2] not in ("tmp", "old") or not parts[0].isdigit():
+            continue
+        if _alive(int(parts[0])):
+            continue
+        if path.suffix == ".old" and not target.exists():
+            # Killed between moving the old bundle aside and putting the new one in place.
+            os.replace(path, target)
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # someone else's process: alive
+        return True
+    return True
 
 
 @contextlib.contextmanager
@@ -215,14 +266,31 @@ def check_target(target: Path, overwrite: bool) -> None:
         )
 
 
-def _replace(tmp: Path, target: Path) -> None:
+def _replace(tmp: Path, target: Path, overwrite: bool) -> None:
     """Move the finished bundle into place; an old bundle is moved aside first and removed
-    only once the new one is there."""
+    only once the new one is there. Without `overwrite` the place is claimed with a mkdir,
+    which fails if anything got there since the first check (another pack, say): a rename
+    alone would silently replace an empty directory, and a check before it could race."""
     import shutil
     import tempfile
 
+    if not overwrite:
+        try:
+            os.mkdir(target)
+        except FileExistsError:
+            raise UsageError(
+                f"`{target}` already exists (written while this pack ran); pass "
+                "overwrite=True (or --force) to replace it, or choose another path"
+            ) from None
+        try:
+            os.replace(tmp, target)  # onto the empty directory this pack just made
+        except BaseException:
+            os.rmdir(target)
+            raise
+        return
     if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+        prefix = f".{target.name}.{os.getpid()}."
+        old = Path(tempfile.mkdtemp(prefix=prefix, suffix=".old", dir=target.parent))
         old.rmdir()  # a fresh unused name: os.replace needs the place free
         os.replace(target, old)
         try:
@@ -418,8 +486,16 @@ def bundle_dir(path: PathLike) -> Path:
 
 def read_manifest(path: PathLike, *, signing_key: Union[str, bytes, None] = None) -> dict[str, Any]:
     """The manifest after checking format, signature and every file's sha256."""
-    root = bundle_dir(path)
-    text = (root / _runtime.MANIFEST).read_bytes()
+    return _checked_manifest(bundle_dir(path), signing_key, loading=False)
+
+
+def _checked_manifest(
+    root: Path, signing_key: Union[str, bytes, None], *, loading: bool
+) -> dict[str, Any]:
+    """`read_manifest`; when `loading`, without the hashes of the files that
+    `_runtime.load_function` reads, which it checks on the very bytes it reads (checked
+    here, through another open, they could be other bytes by the time they are used)."""
+    text = _runtime.read_manifest_bytes(root)
     manifest = _runtime.parse_manifest(text, str(root))
     core = _core()
     core.check_signature(text.decode("utf-8", "replace"), _signing_key(signing_key))
@@ -428,13 +504,13 @@ def read_manifest(path: PathLike, *, signing_key: Union[str, bytes, None] = None
     large = {b["file"] for b in manifest.get("buffers", ())}
     unlisted = sorted(f for f in large if f not in files)
     if unlisted:
-        # Every file the loader opens must be one whose sha256 was just checked.
+        # Every file the loader opens must be one whose sha256 is checked.
         raise BundleError(
             f"`{root}/{_runtime.MANIFEST}` lists buffers without a sha256 "
             f"({', '.join(unlisted)}); pack the bundle again"
         )
-    core.verify_files(str(root), {k: v for k, v in files.items() if k not in large})
-    _verify_large(root, {k: v for k, v in files.items() if k in large})
+    skipped = _runtime.loaded_files(manifest) if loading else set()
+    core.verify_files(str(root), {k: v for k, v in files.items() if k not in skipped})
     return manifest
 
 
@@ -457,6 +533,8 @@ def _check_shape(root: Path, manifest: dict[str, Any]) -> None:
         parts = rel.split("/") if isinstance(rel, str) else [""]
         if any(p in ("", ".", "..") for p in parts) or "\\" in rel or rel.startswith("/"):
             raise bad(f"`{rel}` is not a relative path inside the bundle")
+        if "\0" in rel:
+            raise bad(f"the path {rel!r} holds a NUL byte")
         if not isinstance(digest, str) or not _DIGEST.match(digest):
             raise bad(f"the hash of `{rel}` is not of the form sha256:<64 hex digits>")
     buffers = manifest.get("buffers", [])
@@ -490,7 +568,7 @@ def load_with_manifest(
 ) -> tuple[Callable[..., Any], dict[str, Any]]:
     """`load`, also returning the verified manifest (for servers and the CLI)."""
     root = bundle_dir(path)
-    manifest = read_manifest(root, signing_key=signing_key)
+    manifest = _checked_manifest(root, signing_key, loading=True)
     _runtime.check_python(manifest)
     try:
         fn = _runtime.load_function(root, manifest)
@@ -504,53 +582,15 @@ def load_with_manifest(
     return (_runtime.converter(fn) or fn), manifest
 
 
-# Hashing a multi-GB buffer costs seconds, and every worker process and restart would pay it
-# again. A buffer whose digest was checked is remembered together with the file's identity
-# (device, inode, size, mtime and ctime in ns); any write to the file changes its ctime,
-# which user space cannot set back, so an unchanged identity means unchanged bytes.
-def _verify_large(root: Path, files: dict[str, str]) -> None:
-    if not files:
-        return
-    cache = _cache_dir()
-    todo: dict[str, str] = {}
-    stamps: dict[str, list[int]] = {}
-    for rel, digest in files.items():
-        try:
-            st = os.stat(root / rel)
-        except OSError:
-            todo[rel] = digest
-            continue
-        stamp = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
-        stamps[rel] = stamp
-        entry = cache / digest.replace(":", "-") if cache else None
-        try:
-            if entry is not None and json.loads(entry.read_text()) == stamp:
-                continue
-        except (OSError, ValueError):
-            pass
-        todo[rel] = digest
-    if not todo:
-        return
-    _core().verify_files(str(root), todo)
-    if cache is None:
-        return
-    for rel, digest in todo.items():
-        try:
-            cache.mkdir(parents=True, exist_ok=True)
-            (cache / digest.replace(":", "-")).write_text(json.dumps(stamps[rel]))
-        except (OSError, KeyError):
-            return  # a read-only home only costs a re-hash next time
-
-
-def _cache_dir() -> Optional[Path]:
-    if os.environ.get("TAKEOUT_NO_CACHE"):
-        return None
+def cache_root() -> Path:
+    """takeout's cache directory: `$TAKEOUT_CACHE_DIR`, else `$XDG_CACHE_HOME/takeout`, else
+    `~/.cache/takeout` (the wheels an export fetched)."""
     base = os.environ.get("TAKEOUT_CACHE_DIR")
     if base:
-        return Path(base) / "verified"
+        return Path(base)
     xdg = os.environ.get("XDG_CACHE_HOME")
     home = Path(xdg) if xdg else Path.home() / ".cache"
-    return home / "takeout" / "verified"
+    return home / "takeout"
 
 
 def call(path: PathLike, arguments: Any, *, signing_key: Union[str, bytes, None] = None) -> Any:

@@ -61,6 +61,11 @@ class ServeError(TakeoutError):
     """A bundle cannot be served: a bad manifest or option, or the port cannot be bound."""
 
 
+class DeployError(TakeoutError):
+    """A bundle cannot be deployed: no cluster at the address, another Python there, or a
+    replica that failed to start (with that replica's own error)."""
+
+
 class NotebookError(TakeoutError):
     """A notebook cannot be read, sliced or run: a malformed file, an unknown function, a
     cell that raised."""

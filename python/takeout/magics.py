@@ -5,12 +5,15 @@
                        [--example JSON]... [--force]
     %takeout serve BUNDLE [--port P] [--host H] [every other `takeout serve` flag]
     %takeout stop
+    %takeout deploy FUNC --ray ADDRESS [--replicas N | --autoscale MIN:MAX] [--name N]
+                         [--route /PREFIX] [--example JSON]...
 
 The magic works on the live objects of the kernel it runs in: `deps` and `pack` are
 `takeout.deps` and `takeout.pack` on the function bound to FUNC, `serve` starts a server in
-the background and prints its URL. Mistakes and takeout's own errors are IPython
-`UsageError`s: one line, no traceback. Arguments are not `$var`-expanded, so JSON examples
-with braces pass through as typed.
+the background and prints its URL, `deploy` packs FUNC into a temporary bundle and deploys it
+to a Ray cluster (`--ray auto`: this machine's), printing progress and then the URL.
+Mistakes and takeout's own errors are IPython `UsageError`s: one line, no traceback.
+Arguments are not `$var`-expanded, so JSON examples with braces pass through as typed.
 """
 
 from __future__ import annotations
@@ -73,6 +76,18 @@ def _parser() -> _Parser:
     ServeConfig.add_arguments(serve)
 
     sub.add_parser("stop", help="stop the servers started here")
+
+    deploy = sub.add_parser("deploy", help="pack FUNC and deploy it to a Ray cluster")
+    deploy.add_argument("function", metavar="FUNC")
+    deploy.add_argument("--ray", required=True, metavar="ADDRESS", help="HOST:PORT or auto")
+    scale = deploy.add_mutually_exclusive_group()
+    scale.add_argument("--replicas", type=int, metavar="N")
+    scale.add_argument("--autoscale", metavar="MIN:MAX")
+    deploy.add_argument("--name", help="application and bundle name (default: FUNC)")
+    deploy.add_argument("--route", metavar="/PREFIX", help="route prefix (default: /NAME)")
+    deploy.add_argument("--num-cpus", type=float, default=1.0, metavar="N")
+    deploy.add_argument("--example", action="append", default=[], metavar="JSON")
+    _requirements(deploy)
     return parser
 
 
@@ -158,6 +173,44 @@ class TakeoutMagics(Magics):
         assert handle is not None  # background=True always returns one
         self.servers.append(handle)
         print(f"serving `{handle.name}` at {handle.url} (stop it with %takeout stop)")
+
+    def _deploy(self, args: argparse.Namespace) -> None:
+        import shutil
+        import tempfile
+
+        import takeout
+        import takeout.ray
+
+        from .cli._deploy import parse_autoscale
+
+        if args.replicas is not None and args.replicas < 1:
+            raise UsageError(f"--replicas `{args.replicas}` must be at least 1")
+        autoscaling = parse_autoscale(args.autoscale) if args.autoscale else None
+        examples = [parse_json_arg(text, "--example") for text in args.example]
+        fn = self._function(args.function)
+        # The bundle only has to live until its files are in the cluster's object store.
+        folder = tempfile.mkdtemp(prefix="takeout-deploy-")
+        try:
+            bundle = takeout.pack(
+                fn,
+                f"{folder}/bundle.takeout",
+                name=args.name,
+                examples=examples or None,
+                require=args.require,
+                exclude=args.exclude,
+            )
+            info = takeout.ray.deploy(
+                bundle.path,
+                args.ray,
+                route_prefix=args.route,
+                num_replicas=args.replicas,
+                autoscaling=autoscaling,
+                ray_actor_options={"num_cpus": args.num_cpus},
+                progress=print,
+            )
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        print(f"deployed `{info['name']}` at {info['url']} ({info['replicas']} replicas)")
 
     def _stop(self, args: argparse.Namespace) -> None:
         if not self.servers:

@@ -52,9 +52,19 @@ def _silent(message: str) -> None:
 
 
 def slice_notebook(
-    path: PathLike, function: str, *, all_cells: bool = False
+    path: PathLike,
+    function: str,
+    *,
+    all_cells: bool = False,
+    state_end: bool = False,
+    cell: Optional[int] = None,
 ) -> _core.NotebookSlice:
-    """The statements of the notebook at `path` that `function` depends on (Rust slicer)."""
+    """The statements of the notebook at `path` that `function` depends on (Rust slicer).
+
+    `function` may be `NAME@CELL` (or pass `cell`) to slice from an earlier definition. Each
+    name the function reads gets its last binding before the definition (the first after it
+    when no cell binds it before); `state_end` gives it the notebook's last binding instead.
+    """
     notebook = Path(path)
     try:
         text = notebook.read_text(encoding="utf-8")
@@ -66,7 +76,7 @@ def slice_notebook(
         raise NotebookError(
             f"`{path}` is not a valid notebook: it is not UTF-8 text ({err.reason})"
         ) from None
-    return _core.slice_notebook(text, function, str(path), all_cells)
+    return _core.slice_notebook(text, function, str(path), all_cells, state_end, cell)
 
 
 def slice_to_dict(sliced: _core.NotebookSlice) -> dict[str, Any]:
@@ -74,6 +84,11 @@ def slice_to_dict(sliced: _core.NotebookSlice) -> dict[str, Any]:
     return {
         "notebook": sliced.label,
         "function": sliced.function,
+        "defined_in": {"cell": sliced.target_cell, "line": sliced.target_line},
+        "captured": [
+            {"name": name, "cell": cell, "line": line, "rule": rule}
+            for name, cell, line, rule in sliced.captured
+        ],
         "kernel": sliced.kernel_name or DEFAULT_KERNEL,
         "all_cells": sliced.all_cells,
         "cells": [
@@ -113,10 +128,21 @@ def _import_dict(item: tuple[str, int, list[str], int, int, bool]) -> dict[str, 
 class Kernel:
     """A Jupyter kernel started for one notebook, shut down on exit."""
 
-    def __init__(self, name: str, cwd: Path, progress: Progress = _silent) -> None:
+    def __init__(
+        self,
+        name: str,
+        cwd: Path,
+        progress: Progress = _silent,
+        *,
+        fallback: bool = False,
+    ) -> None:
         self.name = name
         self.cwd = cwd
         self.progress = progress
+        #: The notebook's own kernel, not one the user asked for: when it is not installed,
+        #: run in this interpreter's kernel (with a warning) rather than stop.
+        self.fallback = fallback
+        self.warnings: list[str] = []
         self._manager: Any = None
         self._client: Any = None
 
@@ -133,7 +159,22 @@ class Kernel:
         self.progress(f"starting kernel `{self.name}` in {self.cwd}")
         manager = KernelManager(kernel_name=self.name)
         try:
-            argv = manager.kernel_spec.argv if manager.kernel_spec else []
+            try:
+                spec = manager.kernel_spec
+            except NoSuchKernel:
+                if not (self.fallback and _own_kernel_available()):
+                    raise
+                self.warnings.append(
+                    f"the notebook's kernel `{self.name}` is not installed here (installed: "
+                    f"{', '.join(_kernel_names()) or 'none'}); running in `{DEFAULT_KERNEL}`, "
+                    f"the interpreter takeout runs in ({sys.executable}); pass --kernel NAME "
+                    "for another"
+                )
+                self.progress(f"warning: {self.warnings[-1]}")
+                self.name = DEFAULT_KERNEL
+                manager = KernelManager(kernel_name=self.name)
+                spec = manager.kernel_spec
+            argv = spec.argv if spec else []
             # ipykernel's start-up warnings (TCP transport) are not the user's business.
             quiet = ["--IPKernelApp.log_level=ERROR"] if "ipykernel_launcher" in argv else []
             manager.start_kernel(cwd=str(self.cwd), extra_arguments=quiet)
@@ -171,6 +212,7 @@ class Kernel:
         msg_id = client.execute(code, store_history=True, allow_stdin=False, stop_on_error=True)
         count: Optional[int] = None
         stdout: list[str] = []
+        stderr: list[str] = []
         error: Optional[dict[str, Any]] = None
         while True:
             try:
@@ -188,14 +230,49 @@ class Kernel:
                 count = content.get("execution_count")
             elif kind == "stream" and content.get("name") == "stdout":
                 stdout.append(content.get("text", ""))
+            elif kind == "stream" and content.get("name") == "stderr":
+                stderr.append(content.get("text", ""))
             elif kind == "error":
                 error = content
             elif kind == "status" and content.get("execution_state") == "idle":
-                return count, "".join(stdout), error
+                return count, "".join(stdout), error or self._reply_error(msg_id, stderr)
+
+    def _reply_error(self, msg_id: str, stderr: list[str]) -> Optional[dict[str, Any]]:
+        """An error the kernel reported without an `error` message: IPython prints a
+        `UsageError` (an unknown magic, bad magic arguments) to stderr and answers with an
+        error status."""
+        reply: dict[str, Any] = {}
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                msg = self._client.get_shell_msg(timeout=1)
+            except queue.Empty:
+                continue
+            if msg.get("parent_header", {}).get("msg_id") == msg_id:
+                reply = msg["content"]
+                break
+        text = _ANSI.sub("", "".join(stderr))
+        usage = re.search(r"^UsageError: (.*)$", text, re.M)
+        if usage:
+            return {"ename": "UsageError", "evalue": usage.group(1).strip(), "traceback": []}
+        if reply.get("status") == "error":
+            return {
+                "ename": reply.get("ename") or "Error",
+                "evalue": reply.get("evalue") or (text.strip() or "the kernel reported an error"),
+                "traceback": reply.get("traceback") or [],
+            }
+        return None
 
     def interrupt(self) -> None:
         if self._manager is not None:
             self._manager.interrupt_kernel()
+
+
+def _own_kernel_available() -> bool:
+    """Can this interpreter start a kernel of its own (ipykernel installed here)?"""
+    import importlib.util
+
+    return importlib.util.find_spec("ipykernel") is not None
 
 
 def _kernel_names() -> list[str]:
@@ -208,7 +285,9 @@ def run_slice(
     kernel: Kernel, sliced: _core.NotebookSlice, progress: Progress = _silent
 ) -> list[dict[str, Any]]:
     """Execute each cell of `sliced` in `kernel`, in order; a cell that raises stops the run
-    with an error naming the cell, the line and the exception."""
+    with an error naming the cell, the line and the exception. Right after the cell that
+    defines the function, the function object is held, so a later cell that rebinds the name
+    does not change which definition is packed."""
     ran = []
     total = len(sliced.cells)
     for i, cell in enumerate(sliced.cells, 1):
@@ -224,13 +303,15 @@ def run_slice(
             raise NotebookError(_cell_error(cell, count, error))
         progress(f"cell {cell.number} done in {seconds:.2f} s")
         ran.append({"cell": cell.number, "seconds": round(seconds, 3)})
+        if cell.number == sliced.target_cell and not sliced.all_cells:
+            _call_in_kernel(kernel, "hold", {"function": sliced.function})
     return ran
 
 
 def _cell_error(cell: _core.SlicedCell, count: Optional[int], error: dict[str, Any]) -> str:
     ename = error.get("ename", "Error")
-    evalue = str(error.get("evalue", "")).strip().splitlines()
-    what = f"{ename}: {evalue[0]}" if evalue else ename
+    evalue = first_informative_line(str(error.get("evalue", "")))
+    what = f"{ename}: {evalue}" if evalue else ename
     line = _error_line(error.get("traceback", []), count)
     if line is None:
         return f"cell {cell.number} raised {what}"
@@ -238,6 +319,15 @@ def _cell_error(cell: _core.SlicedCell, count: Optional[int], error: dict[str, A
     text = source[line - 1].strip() if 0 < line <= len(source) else ""
     shown = f" (`{clip(text)}`)" if text else ""
     return f"cell {cell.number}, line {line}{shown}: {what}"
+
+
+def first_informative_line(text: str) -> str:
+    """The first line of a message that says something: nltk's resource errors start with a
+    line of asterisks, others with a blank line."""
+    lines = [line.strip() for line in text.strip().splitlines()]
+    return next(
+        (line for line in lines if any(c.isalnum() for c in line)), lines[0] if lines else ""
+    )
 
 
 def _error_line(traceback: Sequence[str], count: Optional[int]) -> Optional[int]:
@@ -277,11 +367,19 @@ def _in_kernel(action: str, payload: str) -> None:
     sys.stdout.flush()
 
 
+#: Functions held right after the cell that defines them ran (`run_slice`).
+_HELD: dict[str, Any] = {}
+
+
 def _kernel_action(action: str, options: dict[str, Any]) -> dict[str, Any]:
     import takeout
 
     name = options["function"]
-    fn = _user_namespace().get(name)
+    if action == "hold":
+        if name in _user_namespace():
+            _HELD[name] = _user_namespace()[name]
+        return {}
+    fn = _HELD.get(name, _user_namespace().get(name))
     if fn is None:
         raise NotebookError(
             f"`{name}` is not defined after running the slice; its definition may not have "
@@ -325,7 +423,9 @@ def _call_in_kernel(kernel: Kernel, action: str, options: dict[str, Any]) -> dic
                 f"kernel `{kernel.name}` cannot import takeout; install takeout in the "
                 "kernel's environment, or pass --kernel NAME"
             )
-        raise NotebookError(f"`takeout.{action}` failed in the kernel: {ename}: {evalue}")
+        raise NotebookError(
+            f"`takeout.{action}` failed in the kernel: {ename}: {first_informative_line(evalue)}"
+        )
     # Not `splitlines()`: it splits on the marker's own record separator.
     at = stdout.rfind(_MARKER)
     if at < 0:
@@ -345,9 +445,16 @@ def _call_in_kernel(kernel: Kernel, action: str, options: dict[str, Any]) -> dic
 def _kernel_for(
     sliced: _core.NotebookSlice, path: PathLike, kernel: Optional[str], progress: Progress
 ) -> Iterator[Kernel]:
+    """The kernel to run the slice in. A failure inside carries the slice's warnings (as
+    `err.warnings`): they are usually what explains it."""
     name = kernel or sliced.kernel_name or DEFAULT_KERNEL
-    with Kernel(name, Path(path).resolve().parent, progress) as k:
-        yield k
+    k = Kernel(name, Path(path).resolve().parent, progress, fallback=kernel is None)
+    try:
+        with k:
+            yield k
+    except TakeoutError as err:
+        err.warnings = [*k.warnings, *sliced.warnings]  # type: ignore[attr-defined]
+        raise
 
 
 # ── the public entry points ─────────────────────────────────────────────────────────────────
@@ -366,6 +473,8 @@ def pack_notebook(
     overwrite: bool = False,
     kernel: Optional[str] = None,
     progress: Progress = _silent,
+    state_end: bool = False,
+    cell: Optional[int] = None,
 ) -> dict[str, Any]:
     """Run the slice of `function` in a kernel and `takeout.pack` it there.
 
@@ -375,7 +484,8 @@ def pack_notebook(
     from .bundle import check_target
 
     started = time.perf_counter()
-    sliced = slice_notebook(path, function, all_cells=all_cells)
+    sliced = slice_notebook(path, function, all_cells=all_cells, state_end=state_end, cell=cell)
+    function = sliced.function  # without its `@CELL`
     target = Path(bundle) if bundle is not None else Path(f"{name or function}.takeout")
     # Before the kernel runs what may be minutes of training, not after.
     check_target(target, overwrite)
@@ -396,7 +506,7 @@ def pack_notebook(
         function=function,
         notebook=str(path),
         cells=ran,
-        warnings=list(sliced.warnings),
+        warnings=[*k.warnings, *sliced.warnings],
         seconds=round(time.perf_counter() - started, 3),
     )
     return result
@@ -411,15 +521,17 @@ def deps_notebook(
     all_cells: bool = False,
     kernel: Optional[str] = None,
     progress: Progress = _silent,
+    state_end: bool = False,
+    cell: Optional[int] = None,
 ) -> Report:
     """Run the slice of `function` in a kernel and return `takeout.deps` of it from there."""
-    sliced = slice_notebook(path, function, all_cells=all_cells)
-    options = {"function": function, "require": list(require), "exclude": list(exclude)}
+    sliced = slice_notebook(path, function, all_cells=all_cells, state_end=state_end, cell=cell)
+    options = {"function": sliced.function, "require": list(require), "exclude": list(exclude)}
     with _kernel_for(sliced, path, kernel, progress) as k:
         run_slice(k, sliced, progress)
         result = _call_in_kernel(k, "deps", options)
     report = Report.from_dict(result["report"])
-    report.warnings.extend(w for w in sliced.warnings if w not in report.warnings)
+    report.warnings.extend(w for w in [*k.warnings, *sliced.warnings] if w not in report.warnings)
     return report
 
 

@@ -31,6 +31,16 @@ const MAX_THREADS: usize = 2;
 pub enum BundleError {
     #[error("`{path}` is missing from the bundle; pack it again")]
     Missing { path: String },
+    #[error(
+        "`{path}` in the bundle is a symbolic link; a bundle holds regular files only and \
+         links are never followed, replace it with the file itself or pack again"
+    )]
+    Symlink { path: String },
+    #[error(
+        "`{path}` in the bundle is {kind}, not a regular file; a bundle holds regular files \
+         only, pack it again"
+    )]
+    NotRegular { path: String, kind: &'static str },
     #[error("`{path}` could not be read ({source}); check that the bundle is readable")]
     Io {
         path: String,
@@ -77,11 +87,10 @@ pub enum BundleError {
 
 /// Lowercase hex sha256 of a file, streamed so a multi-GiB buffer never sits in memory.
 pub fn sha256_file(path: &Path) -> io::Result<String> {
-    sha256_digest(path).map(hex::encode)
+    sha256_read(File::open(path)?).map(hex::encode)
 }
 
-fn sha256_digest(path: &Path) -> io::Result<[u8; 32]> {
-    let mut file = File::open(path)?;
+fn sha256_read(mut file: File) -> io::Result<[u8; 32]> {
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; READ_BUFFER];
     loop {
@@ -93,6 +102,101 @@ fn sha256_digest(path: &Path) -> io::Result<[u8; 32]> {
         }
     }
     Ok(hasher.finalize().into())
+}
+
+/// Opens the regular file `rel` (already checked by [`check_relative`]) inside `root`: each
+/// directory from its parent's descriptor and the file last, none through a symbolic link,
+/// so no rename or link made meanwhile can lead outside the bundle. Non-blocking, so a FIFO
+/// is refused by the type check instead of hanging the open until a writer comes.
+#[cfg(unix)]
+fn open_member(root: &Path, rel: &str) -> Result<File, BundleError> {
+    use rustix::fs::{fstat, openat, FileType, Mode, OFlags, CWD};
+
+    let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let describe = |shown: &str, err: rustix::io::Errno, parent: &std::os::fd::OwnedFd| {
+        let name = shown.rsplit('/').next().unwrap_or(shown);
+        let is_link = rustix::fs::statat(parent, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink);
+        if err == rustix::io::Errno::NOENT {
+            BundleError::Missing {
+                path: rel.to_owned(),
+            }
+        } else if is_link {
+            BundleError::Symlink {
+                path: shown.to_owned(),
+            }
+        } else {
+            BundleError::Io {
+                path: shown.to_owned(),
+                source: err.into(),
+            }
+        }
+    };
+    let mut dir = openat(CWD, root, dir_flags, Mode::empty()).map_err(|err| BundleError::Io {
+        path: root.display().to_string(),
+        source: err.into(),
+    })?;
+    let parts: Vec<&str> = rel.split('/').collect();
+    let (last, dirs) = parts.split_last().expect("split yields at least one part");
+    for (depth, part) in dirs.iter().enumerate() {
+        let shown = parts[..=depth].join("/");
+        dir = openat(&dir, *part, dir_flags | OFlags::NOFOLLOW, Mode::empty())
+            .map_err(|err| describe(&shown, err, &dir))?;
+    }
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let fd = openat(&dir, *last, flags, Mode::empty()).map_err(|err| describe(rel, err, &dir))?;
+    let kind = fstat(&fd).map(|st| FileType::from_raw_mode(st.st_mode));
+    match kind {
+        // fs_err wraps a std file; the descriptor is already ours, opened as above.
+        #[allow(clippy::disallowed_types)]
+        Ok(FileType::RegularFile) => Ok(File::from_parts(std::fs::File::from(fd), root.join(rel))),
+        Ok(other) => Err(BundleError::NotRegular {
+            path: rel.to_owned(),
+            kind: match other {
+                FileType::Directory => "a directory",
+                FileType::Fifo => "a FIFO",
+                FileType::CharacterDevice => "a character device",
+                FileType::BlockDevice => "a block device",
+                FileType::Socket => "a socket",
+                _ => "a special file",
+            },
+        }),
+        Err(err) => Err(BundleError::Io {
+            path: rel.to_owned(),
+            source: err.into(),
+        }),
+    }
+}
+
+#[cfg(not(unix))]
+fn open_member(root: &Path, rel: &str) -> Result<File, BundleError> {
+    let path = root.join(rel);
+    let meta = fs_err::symlink_metadata(&path).map_err(|source| io_error(rel, source))?;
+    if meta.file_type().is_symlink() {
+        return Err(BundleError::Symlink {
+            path: rel.to_owned(),
+        });
+    }
+    if !meta.is_file() {
+        return Err(BundleError::NotRegular {
+            path: rel.to_owned(),
+            kind: "a special file",
+        });
+    }
+    File::open(&path).map_err(|source| io_error(rel, source))
+}
+
+fn io_error(rel: &str, source: io::Error) -> BundleError {
+    if source.kind() == io::ErrorKind::NotFound {
+        BundleError::Missing {
+            path: rel.to_owned(),
+        }
+    } else {
+        BundleError::Io {
+            path: rel.to_owned(),
+            source,
+        }
+    }
 }
 
 /// Refuses anything that could resolve outside the bundle: absolute paths, `..`, drive
@@ -135,18 +239,8 @@ fn digest_all(
 ) -> Result<Vec<[u8; 32]>, BundleError> {
     let hash_one = |index: usize| {
         let rel = rel_paths[index];
-        let digest = sha256_digest(&root.join(rel)).map_err(|source| {
-            if source.kind() == io::ErrorKind::NotFound {
-                BundleError::Missing {
-                    path: rel.to_owned(),
-                }
-            } else {
-                BundleError::Io {
-                    path: rel.to_owned(),
-                    source,
-                }
-            }
-        })?;
+        let digest =
+            sha256_read(open_member(root, rel)?).map_err(|source| io_error(rel, source))?;
         match expected {
             Some(expected) if expected[index] != digest => Err(BundleError::HashMismatch {
                 path: rel.to_owned(),
@@ -490,6 +584,56 @@ mod tests {
                 "{rel}: {err}"
             );
         }
+    }
+
+    /// A FIFO would hang a blocking open until a writer came; a link could lead anywhere.
+    #[cfg(unix)]
+    #[test]
+    fn bundle_odd_files_refused() {
+        let dir = bundle();
+        let files = hash_files(dir.path(), &FILES).unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        // The same bytes outside the bundle: the hash would match, the link must not be read.
+        fs::write(outside.path().join("function.pkl"), b"abc").unwrap();
+        fs::remove_file(dir.path().join("function.pkl")).unwrap();
+        fs_err::os::unix::fs::symlink(
+            outside.path().join("function.pkl"),
+            dir.path().join("function.pkl"),
+        )
+        .unwrap();
+        let err = verify_files(dir.path(), &files).unwrap_err();
+        assert!(
+            matches!(&err, BundleError::Symlink { path } if path == "function.pkl"),
+            "{err}"
+        );
+
+        fs::remove_file(dir.path().join("function.pkl")).unwrap();
+        let status = std::process::Command::new("mkfifo")
+            .arg(dir.path().join("function.pkl"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let err = verify_files(dir.path(), &files).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`function.pkl` in the bundle is a FIFO, not a regular file; a bundle holds regular \
+             files only, pack it again"
+        );
+
+        // A linked directory on the way is refused as well, though its files are regular.
+        let moved = outside.path().join("buffers");
+        fs::rename(dir.path().join("buffers"), &moved).unwrap();
+        fs_err::os::unix::fs::symlink(&moved, dir.path().join("buffers")).unwrap();
+        let only_buffers: Vec<(String, String)> = files
+            .iter()
+            .filter(|(p, _)| p.starts_with("buffers/"))
+            .cloned()
+            .collect();
+        let err = verify_files(dir.path(), &only_buffers).unwrap_err();
+        assert!(
+            matches!(&err, BundleError::Symlink { path } if path == "buffers"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -255,12 +255,47 @@ pub struct InvalidRequirement {
     pub reason: String,
 }
 
+/// `Requirement::from_str`, with a panic inside `pep508_rs` caught here, at the boundary, and
+/// turned into an ordinary parse failure: `pep508_rs` 0.9 panics on inputs such as `a_ >=1`,
+/// `foo[b-]` and `foo_ >=1` (a name or extra ending in `_`/`-` followed by more text), and
+/// one installed package with such a `Requires-Dist` must not make every lock fail. The
+/// panic's message is kept from stderr: the caller reports the entry as one warning.
+fn parse_pep508<T: pep508_rs::Pep508Url>(text: &str) -> Result<Requirement<T>, String> {
+    static QUIET_HOOK: std::sync::Once = std::sync::Once::new();
+    thread_local!(static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+    QUIET_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    QUIET.with(|quiet| quiet.set(true));
+    let parsed = std::panic::catch_unwind(|| Requirement::<T>::from_str(text));
+    QUIET.with(|quiet| quiet.set(false));
+    match parsed {
+        Ok(Ok(requirement)) => Ok(requirement),
+        Ok(Err(err)) => Err(sentence_fragment(&err.message.to_string())),
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("no message");
+            Err(format!(
+                "the PEP 508 parser (pep508_rs) failed on it ({})",
+                sentence_fragment(message)
+            ))
+        }
+    }
+}
+
 pub fn parse_requirement(spec: &str) -> Result<RequirementParts, InvalidRequirement> {
-    let requirement =
-        Requirement::<VerbatimUrl>::from_str(spec).map_err(|err| InvalidRequirement {
-            spec: spec.to_owned(),
-            reason: sentence_fragment(&err.message.to_string()),
-        })?;
+    let requirement = parse_pep508::<VerbatimUrl>(spec).map_err(|reason| InvalidRequirement {
+        spec: spec.to_owned(),
+        reason,
+    })?;
     let specifier = match &requirement.version_or_url {
         None => String::new(),
         Some(VersionOrUrl::VersionSpecifier(specifiers)) => specifiers.to_string(),
@@ -291,13 +326,13 @@ fn parse_requires_dist<'a>(
 ) -> Vec<(&'a str, Requirement)> {
     let mut parsed = Vec::with_capacity(dist.requires_dist.len());
     for text in &dist.requires_dist {
-        match Requirement::from_str(text) {
+        match parse_pep508(text) {
             Ok(requirement) => parsed.push((text.as_str(), requirement)),
-            Err(err) => {
+            Err(reason) => {
                 unparsable.insert(Unparsable {
                     requirement: text.clone(),
                     required_by: dist.normalized.clone(),
-                    reason: sentence_fragment(&err.message.to_string()),
+                    reason,
                 });
             }
         }
@@ -546,6 +581,36 @@ mod tests {
                 ("numpy<2", "other", Some("2.1.3")),
                 ("old<2", "app", Some("2.5")),
             ]
+        );
+    }
+
+    /// `pep508_rs` 0.9 panics on these (found by fuzzing); each must be an ordinary error.
+    const PANICKING: [&str; 3] = ["a_ >=1", "foo[b-]", "foo_ >=1"];
+
+    #[test]
+    fn a_panic_in_the_requirement_parser_is_an_error() {
+        for spec in PANICKING {
+            let err = parse_requirement(spec).unwrap_err();
+            assert_eq!(err.spec, spec);
+            assert!(err.reason.contains("pep508_rs"), "{spec}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_installed_requirement_that_panics_the_parser_is_skipped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let site = tmp.path();
+        dist(site, "app", "1.0", &["foo_ >=1", "fine"]);
+        dist(site, "fine", "1.0", &[]);
+        let index = EnvIndex::build(&[site.to_path_buf()]).unwrap();
+        let locked = lock(&index, &[root(&index, "app", &[])], &linux_311()).unwrap();
+        assert_eq!(summary(&index, &locked).len(), 2, "app and fine are locked");
+        let [bad] = locked.unparsable.as_slice() else {
+            panic!("{:?}", locked.unparsable)
+        };
+        assert_eq!(
+            (bad.requirement.as_str(), bad.required_by.as_str()),
+            ("foo_ >=1", "app")
         );
     }
 

@@ -29,6 +29,7 @@ pub(crate) fn json_to_py<'py>(py: Python<'py>, value: &Json) -> PyResult<Bound<'
         Json::Int(i) => i.into_bound_py_any(py)?,
         Json::UInt(u) => u.into_bound_py_any(py)?,
         Json::Float(f) => PyFloat::new(py, *f).into_any(),
+        Json::BigInt(text) => py.get_type::<PyInt>().call1((text.as_str(),))?,
         Json::Str(s) => PyString::new(py, s).into_any(),
         Json::Array(items) => {
             let list = PyList::empty(py);

@@ -57,6 +57,10 @@ pub(crate) struct PyNotebookSlice {
     warnings: Vec<String>,
     unresolved: Vec<String>,
     script: String,
+    target_cell: usize,
+    target_line: u32,
+    /// `(name, cell, line, rule)`.
+    captured: Vec<(String, Option<usize>, u32, String)>,
 }
 
 #[pymethods]
@@ -78,15 +82,21 @@ impl PyNotebookSlice {
 
 /// Parses nbformat 4 `text` and slices it backwards from `function`.
 #[pyfunction]
-#[pyo3(signature = (text, function, label, all_cells = false))]
+#[pyo3(signature = (text, function, label, all_cells = false, state_end = false, cell = None))]
 pub(crate) fn slice_notebook(
     py: Python<'_>,
     text: &str,
     function: &str,
     label: &str,
     all_cells: bool,
+    state_end: bool,
+    cell: Option<usize>,
 ) -> PyResult<PyNotebookSlice> {
-    let options = SliceOptions { all_cells };
+    let options = SliceOptions {
+        all_cells,
+        state_end,
+        cell,
+    };
     let sliced = py
         .detach(|| {
             let nb = Notebook::parse(text, label)?;
@@ -116,5 +126,12 @@ pub(crate) fn slice_notebook(
         warnings: sliced.warnings,
         unresolved: sliced.unresolved,
         script,
+        target_cell: sliced.target_cell,
+        target_line: sliced.target_line,
+        captured: sliced
+            .captured
+            .into_iter()
+            .map(|c| (c.name, c.cell, c.line, c.rule))
+            .collect(),
     })
 }

@@ -1,8 +1,9 @@
 """The `takeout` console script.
 
-Each group of subcommands lives in the module that owns the feature (`_bundle`: verify, call,
-export; `_serve`: serve; `_notebook`: deps, pack, slice) and registers itself on the parser;
-this module only builds the parser and turns errors into one sentence and an exit status:
+Each group of subcommands lives in the module that owns the feature (`_bundle`: verify, call;
+`_export`: export; `_serve`: serve; `_deploy`: deploy, undeploy on Ray; `_notebook`: deps, pack,
+slice) and registers itself on the parser; this module only builds the parser and turns errors
+into one sentence and an exit status:
 0 success, 1 a failed check, 2 bad usage. Modules here import nothing heavy at top level so
 that `takeout call` starts fast.
 """
@@ -21,7 +22,7 @@ __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import _bundle, _notebook, _serve
+    from . import _bundle, _deploy, _export, _notebook, _serve
 
     parser = argparse.ArgumentParser(
         prog="takeout",
@@ -32,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in (_notebook, _bundle, _serve):
+    for module in (_notebook, _bundle, _export, _serve, _deploy):
         module.register(sub)
     return parser
 
@@ -54,8 +55,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except TakeoutError as err:
         if args.debug:
             raise
-        print(f"takeout: error: {err}", file=sys.stderr)
+        print(f"takeout: error: {printable(str(err))}", file=sys.stderr)
+        # The slice's warnings, when it failed: usually the explanation.
+        for warning in getattr(err, "warnings", ()):
+            print(f"takeout: warning: {printable(str(warning))}", file=sys.stderr)
         return 2 if isinstance(err, UsageError) else 1
+
+
+def printable(text: str) -> str:
+    """`text` with control characters written as escapes (`\\x1b`, `\\n`): names and
+    messages from a bundle or a function must not drive the terminal (move the cursor,
+    rewrite the title, hide text) nor forge a line of output."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def print_json(value: Any) -> None:

@@ -38,7 +38,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "call",
         help="load the bundle and call it once with JSON arguments",
         description="JSON object = keyword arguments, JSON array = positional arguments. "
-        "Prints the JSON result.",
+        "Prints the JSON result. Exit status 1 when the function raises (any exception, "
+        "SystemExit and other BaseExceptions included: one sentence with its type and message).",
     )
     call.add_argument("bundle", metavar="BUNDLE")
     call.add_argument("arguments", metavar="JSON")
@@ -75,7 +76,7 @@ def _call(args: argparse.Namespace) -> int:
     from .. import _runtime
     from ..bundle import load_with_manifest
     from ..errors import TakeoutError
-    from . import parse_json_arg
+    from . import parse_json_arg, printable
 
     arguments = parse_json_arg(args.arguments, "JSON")
     fn, _ = load_with_manifest(args.bundle, signing_key=args.signing_key)
@@ -85,10 +86,20 @@ def _call(args: argparse.Namespace) -> int:
     except TakeoutError:
         raise
     except _runtime.NotJSON as err:
-        print(f"takeout: error: {err}", file=sys.stderr)
+        print(f"takeout: error: {printable(str(err))}", file=sys.stderr)
         return 1
-    except Exception as err:  # the function raised: its type and message, as a failed check
-        print(f"takeout: error: the function raised {type(err).__name__}: {err}", file=sys.stderr)
+    except KeyboardInterrupt:
+        raise  # Ctrl-C: the CLI's own "interrupted", status 130
+    except SystemExit as err:  # sys.exit() inside the function ends the call, not takeout
+        print(
+            f"takeout: error: the function called sys.exit({printable(repr(err.code))}) "
+            "instead of returning; return a value or raise an exception",
+            file=sys.stderr,
+        )
+        return 1
+    except BaseException as err:  # the function raised: its type and message, a failed check
+        name = printable(type(err).__name__)
+        print(f"takeout: error: the function raised {name}: {printable(str(err))}", file=sys.stderr)
         return 1
     sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
     return 0

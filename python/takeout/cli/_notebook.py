@@ -64,6 +64,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="a call to record: a JSON array of positional or an object of keyword arguments",
     )
     pack.add_argument("--force", action="store_true", help="replace an existing bundle")
+
     _kernel_args(pack)
     pack.add_argument("--json", action="store_true", help="print the result as JSON")
     pack.set_defaults(run=_pack)
@@ -76,6 +77,19 @@ def _notebook_args(parser: argparse.ArgumentParser) -> None:
         "--all-cells",
         action="store_true",
         help="use every code cell, as `Run All` would, instead of the slice",
+    )
+    parser.add_argument(
+        "--cell",
+        type=int,
+        metavar="N",
+        help="slice from FUNCTION's definition in cell N, not its last one (or FUNCTION@N)",
+    )
+    parser.add_argument(
+        "--state",
+        choices=("definition", "end"),
+        default="definition",
+        help="the values the function captures: as when it was defined (default: the last "
+        "binding before its definition), or as at the end of the notebook",
     )
 
 
@@ -115,7 +129,13 @@ def _slice(args: argparse.Namespace) -> int:
     from ..notebook import slice_notebook, slice_to_dict
     from . import print_json
 
-    sliced = slice_notebook(args.notebook, args.function, all_cells=args.all_cells)
+    sliced = slice_notebook(
+        args.notebook,
+        args.function,
+        all_cells=args.all_cells,
+        state_end=args.state == "end",
+        cell=args.cell,
+    )
     if args.json:
         print_json(slice_to_dict(sliced))
     else:
@@ -152,6 +172,8 @@ def _deps(args: argparse.Namespace) -> int:
             all_cells=args.all_cells,
             kernel=args.kernel,
             progress=_progress(args),
+            state_end=args.state == "end",
+            cell=args.cell,
         )
     if args.json:
         print_json(report.to_dict())
@@ -177,6 +199,8 @@ def _pack(args: argparse.Namespace) -> int:
         overwrite=args.force,
         kernel=args.kernel,
         progress=_progress(args),
+        state_end=args.state == "end",
+        cell=args.cell,
     )
     if args.json:
         print_json(result)
@@ -185,7 +209,7 @@ def _pack(args: argparse.Namespace) -> int:
     pins = [r["requirement"] for r in manifest["requirements"]]
     cells = ", ".join(str(c["cell"]) for c in result["cells"])
     print(
-        f"packed `{args.function}` into {result['path']} "
+        f"packed `{result['function']}` into {result['path']} "
         f"({', '.join(pins) or 'no requirements'}) "
         f"from cells {cells} of {args.notebook} in {result['seconds']:.1f} s"
     )

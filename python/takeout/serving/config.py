@@ -21,7 +21,7 @@ import difflib
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Optional, Union
 
@@ -316,9 +316,14 @@ class ServeConfig:
         return cls(**values)
 
     @staticmethod
-    def add_arguments(parser: argparse.ArgumentParser) -> None:
-        """One flag per option; a flag not given leaves the option to the environment."""
+    def add_arguments(
+        parser: argparse.ArgumentParser, names: Optional[Collection[str]] = None
+    ) -> None:
+        """One flag per option (of those in `names`, default all); a flag not given leaves
+        the option to the environment."""
         for option in OPTIONS:
+            if names is not None and option.name not in names:
+                continue
             help = f"{option.help} (default: {option.shown}; ${option.env})"
             if option.metavar is None:
                 help += f"; `--no-{option.flag[2:]}` turns it off"

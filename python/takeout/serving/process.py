@@ -24,9 +24,8 @@ def limit_blas_threads(config: ServeConfig) -> None:
     CPUs), set in this process before it forks its workers; logged."""
     from .. import _threads
 
-    log = Log(config.log_format)
     if config.blas_threads == 0:
-        log.info("blas threads left to the libraries")
+        _blas_line[:] = [("blas threads left to the libraries", {})]
         return
     cpus = _threads.available_cpus()
     if config.blas_threads is None:
@@ -34,14 +33,18 @@ def limit_blas_threads(config: ServeConfig) -> None:
     else:
         threads, source = config.blas_threads, "set"
     how = _threads.limit(threads)
-    log.info(
-        "blas threads",
-        per_worker=threads,
-        cpus=cpus,
-        workers=config.workers,
-        source=source,
-        applied=how,
-    )
+    fields = {"per_worker": threads, "cpus": cpus, "workers": config.workers, "source": source}
+    _blas_line[:] = [("blas threads", {**fields, "applied": how})]
+
+
+# Logged once the port is bound, so that a start that fails is still one line.
+_blas_line: list[tuple[str, dict[str, Any]]] = []
+
+
+def _log_blas(log: Log) -> None:
+    for msg, fields in _blas_line:
+        log.info(msg, **fields)
+    _blas_line.clear()
 
 
 def run(
@@ -81,12 +84,15 @@ def run(
             if stopping:
                 server.shutdown()
             log.info("serving", name=app.name, url=server.url, workers=1, pid=os.getpid())
+            _log_blas(log)
             server.wait()
         if server.dropped_calls:
             exit_dropped(log, app.name, server.dropped_calls, config.grace)
         log.info("stopped", name=app.name)
         return None
-    Supervisor(app, config, log).run()
+    supervisor = Supervisor(app, config, log)
+    _log_blas(log)
+    supervisor.run()
     return None
 
 

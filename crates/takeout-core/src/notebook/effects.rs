@@ -21,7 +21,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use super::facts::{Call, Callee, DefKind, FnSummary, Interner, Sym};
 use super::names::{
     is_builtin, is_config_call, is_container_method, is_pure_method, mutates_arguments,
-    ARG_MUTATING_BUILTINS, DYNAMIC_BUILTINS,
+    ARG_MUTATING_BUILTINS,
 };
 use super::Unit;
 
@@ -31,6 +31,8 @@ enum Binding {
     /// `(unit, index into its facts.functions)`.
     Function(usize, usize),
     Class,
+    /// `cat = ''.join`: calling it calls that method on that receiver (`None`: a literal).
+    Method(Option<Sym>, Sym),
     Value,
 }
 
@@ -56,6 +58,8 @@ pub(crate) struct Resolved {
     /// Globals read by the notebook functions it calls, as it runs.
     pub(crate) reads: Vec<Sym>,
     pub(crate) reads_any: bool,
+    /// Calls `exec`/`eval`/`globals()` itself, as it runs: may bind any name.
+    pub(crate) any_name: bool,
 }
 
 #[derive(Debug, Default)]
@@ -191,7 +195,14 @@ pub(crate) fn resolve(units: &[Unit], names: &Interner) -> (Vec<Resolved>, Bindi
                 DefKind::Import => Binding::Import,
                 DefKind::Function(index) => Binding::Function(u, index),
                 DefKind::Class => Binding::Class,
-                DefKind::Value => Binding::Value,
+                DefKind::Value => unit
+                    .facts
+                    .method_aliases
+                    .iter()
+                    .find(|(name, _, _)| *name == def.name)
+                    .map_or(Binding::Value, |&(_, root, method)| {
+                        Binding::Method(root, method)
+                    }),
                 DefKind::Delete => {
                     pass.bindings.remove(&def.name);
                     continue;
@@ -236,7 +247,8 @@ pub(crate) fn resolve(units: &[Unit], names: &Interner) -> (Vec<Resolved>, Bindi
         resolved.push(Resolved {
             mods,
             reads,
-            reads_any: unit.facts.reads_any || effects.reads_any,
+            reads_any: pass.any_dynamic(&unit.facts.dynamic, None) || effects.reads_any,
+            any_name: pass.any_dynamic(&unit.facts.dynamic_now, None),
         });
     }
     (resolved, graph)
@@ -259,6 +271,23 @@ impl Forward<'_> {
         }
     }
 
+    /// Is one of these calls of `eval`/`globals()`/... a call of the builtin, not of a
+    /// notebook function that happens to have its name?
+    fn any_dynamic(&self, builtins: &[Sym], local: Option<&FnSummary>) -> bool {
+        builtins.iter().any(|&b| self.binding(b, local).is_none())
+    }
+
+    /// Can a call change the object `arg` names? Functions, classes, modules and method
+    /// aliases passed as arguments are called or read, not changed (`timeit(f)`,
+    /// `map(normalize, words)`); a function's attributes change only through stores.
+    fn changeable(&self, arg: Sym, local: Option<&FnSummary>) -> bool {
+        match self.binding(arg, local) {
+            Some(Binding::Value) => true,
+            Some(_) => false,
+            None => !is_builtin(self.names.name(arg)),
+        }
+    }
+
     fn binding(&self, name: Sym, local: Option<&FnSummary>) -> Option<Binding> {
         if local.is_some_and(|f| f.locals.contains(&name)) {
             return Some(Binding::Value);
@@ -273,7 +302,12 @@ impl Forward<'_> {
         out: &mut Effects,
         visiting: &mut Vec<(usize, usize)>,
     ) {
-        let all_args = |deep: bool| call.bare_args().map(move |arg| (arg, deep));
+        let all_args = |deep: bool| {
+            call.bare_args()
+                .filter(move |&arg| self.changeable(arg, local))
+                .map(move |arg| (arg, deep))
+        };
+        let mods_before = out.mods.len();
         match call.callee {
             Callee::Name(name) => match self.binding(name, local) {
                 Some(Binding::Function(u, i)) => {
@@ -305,6 +339,9 @@ impl Forward<'_> {
                     }
                 }
                 Some(Binding::Class) => {}
+                Some(Binding::Method(root, method)) => {
+                    self.method_call(root, method, call, local, out);
+                }
                 Some(Binding::Value) => {
                     // A callable object (a torch module in training mode, a closure with
                     // state): it may change itself and what it is given.
@@ -313,9 +350,7 @@ impl Forward<'_> {
                 }
                 None => {
                     let text = self.names.name(name);
-                    if DYNAMIC_BUILTINS.contains(&text) {
-                        out.reads_any = true;
-                    } else if ARG_MUTATING_BUILTINS.contains(&text) {
+                    if ARG_MUTATING_BUILTINS.contains(&text) {
                         out.mods.extend(
                             call.positional
                                 .first()
@@ -329,24 +364,53 @@ impl Forward<'_> {
                 }
             },
             Callee::Method { root, method } => {
-                let method = self.names.name(method);
-                let change = match self.binding(root, local) {
-                    Some(Binding::Import) => {
-                        (call.inplace || is_config_call(method)).then_some(false)
-                    }
-                    _ if is_container_method(method) => Some(false),
-                    _ => (call.inplace || !is_pure_method(method)).then_some(true),
-                };
-                if let Some(deep) = change {
-                    out.mods.push((root, deep));
-                    out.edges
-                        .extend(call.arg_roots.iter().map(|&arg| (arg, root)));
-                }
-                if mutates_arguments(method) {
-                    out.mods.extend(all_args(false));
-                }
+                self.method_call(Some(root), method, call, local, out)
             }
             Callee::Other => {}
+        }
+        // What the arguments are bound to decides, not just the callee: a function, a
+        // class or a module handed to a call is not changed by it.
+        let mut i = mods_before;
+        while i < out.mods.len() {
+            let (sym, _) = out.mods[i];
+            let is_arg = call.bare_args().any(|a| a == sym);
+            if is_arg && !self.changeable(sym, local) {
+                out.mods.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// `root.….method(...)`; `root` is `None` for a literal receiver (`''.join`), which is a
+    /// fresh object no name holds.
+    fn method_call(
+        &self,
+        root: Option<Sym>,
+        method: Sym,
+        call: &Call,
+        local: Option<&FnSummary>,
+        out: &mut Effects,
+    ) {
+        let method = self.names.name(method);
+        if let Some(root) = root {
+            let change = match self.binding(root, local) {
+                Some(Binding::Import) => (call.inplace || is_config_call(method)).then_some(false),
+                _ if is_container_method(method) => Some(false),
+                _ => (call.inplace || !is_pure_method(method)).then_some(true),
+            };
+            if let Some(deep) = change {
+                out.mods.push((root, deep));
+                out.edges
+                    .extend(call.arg_roots.iter().map(|&arg| (arg, root)));
+            }
+        }
+        if mutates_arguments(method) {
+            out.mods.extend(
+                call.bare_args()
+                    .filter(|&arg| self.changeable(arg, local))
+                    .map(|arg| (arg, false)),
+            );
         }
     }
 
@@ -357,7 +421,7 @@ impl Forward<'_> {
             global_mods: f.global_writes.iter().map(|&g| (g, false)).collect(),
             param_mods: Vec::new(),
             reads: f.free.clone(),
-            reads_any: f.reads_any,
+            reads_any: self.any_dynamic(&f.dynamic, Some(f)),
         };
         // Recursion: the first visit accounts for the whole cycle.
         if visiting.contains(&(u, i)) {

@@ -18,8 +18,47 @@ pub(crate) enum Effect<'a> {
     /// Runs outside Python (`!cmd`, `%pip`, `%%bash`, `%%writefile`): it cannot bind or
     /// change a Python name, only files and installed packages.
     Shell,
-    /// May define or change any name (`%run`, `%store -r`, `%cd`, unknown magics).
+    /// May define or change any name (`%run`, `%store -r`, unknown magics).
     Opaque,
+    /// `%load_ext`/`%reload_ext`: defines magics, changes no name the function reads.
+    Extension,
+    /// `%cd`: changes the working directory the kept statements after it run in.
+    Chdir,
+}
+
+/// Opaque magics IPython defines itself: any other is an extension's (or a typo).
+const BUILTIN_OPAQUE_MAGICS: &[&str] = &[
+    "alias",
+    "bookmark",
+    "code_wrap",
+    "edit",
+    "load",
+    "macro",
+    "popd",
+    "pushd",
+    "rehashx",
+    "recall",
+    "rerun",
+    "reset",
+    "reset_selective",
+    "run",
+    "save",
+    "store",
+    "unalias",
+];
+
+/// Is `name` (without `%`) a magic that only an extension can have defined?
+pub(crate) fn is_unknown_magic(name: &str) -> bool {
+    !(BUILTIN_OPAQUE_MAGICS.contains(&name)
+        || DISPLAY_MAGICS.contains(&name)
+        || SHELL_MAGICS.contains(&name)
+        || PYTHON_CELL_MAGICS.contains(&name)
+        || DISPLAY_CELL_MAGICS.contains(&name)
+        || SHELL_CELL_MAGICS.contains(&name)
+        || matches!(
+            name,
+            "time" | "prun" | "env" | "cd" | "load_ext" | "reload_ext" | "unload_ext"
+        ))
 }
 
 /// Line magics that only show or configure display: nothing the function could capture.
@@ -40,7 +79,6 @@ const DISPLAY_MAGICS: &[&str] = &[
     "history",
     "hist",
     "killbgscripts",
-    "load_ext",
     "logoff",
     "logon",
     "logstart",
@@ -63,7 +101,6 @@ const DISPLAY_MAGICS: &[&str] = &[
     "psource",
     "pwd",
     "quickref",
-    "reload_ext",
     "tb",
     "timeit",
     "unload_ext",
@@ -128,6 +165,8 @@ pub(crate) fn line_magic(value: &str) -> Effect<'_> {
             Effect::Python(rest)
         }
         "env" if !rest.contains('=') && rest.split_whitespace().count() <= 1 => Effect::Display,
+        "load_ext" | "reload_ext" => Effect::Extension,
+        "cd" => Effect::Chdir,
         _ if DISPLAY_MAGICS.contains(&name) => Effect::Display,
         _ if SHELL_MAGICS.contains(&name) => Effect::Shell,
         _ => Effect::Opaque,
@@ -145,6 +184,8 @@ pub(crate) struct CellMagic<'a> {
     pub(crate) effect: Effect<'a>,
     /// The variable `%%capture NAME` assigns.
     pub(crate) defines: Option<&'a str>,
+    /// The rest of the magic line.
+    pub(crate) args: &'a str,
 }
 
 pub(crate) fn cell_magic(source: &str) -> Option<CellMagic<'_>> {
@@ -178,6 +219,7 @@ pub(crate) fn cell_magic(source: &str) -> Option<CellMagic<'_>> {
             line: (offset, offset + content.len()),
             effect,
             defines,
+            args,
         });
     }
     None

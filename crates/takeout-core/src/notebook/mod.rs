@@ -16,6 +16,7 @@
 
 mod effects;
 mod facts;
+mod guard;
 mod ipython;
 mod names;
 mod read;
@@ -31,7 +32,7 @@ use ruff_text_size::Ranged;
 use thiserror::Error;
 
 pub use read::{Cell, Notebook};
-pub use slicer::{slice, KeptStatement, Slice, SliceOptions, SlicedCell, StaticImport};
+pub use slicer::{slice, Captured, KeptStatement, Slice, SliceOptions, SlicedCell, StaticImport};
 
 use facts::{Facts, Interner};
 
@@ -76,70 +77,119 @@ pub(crate) struct Parsed {
     pub(crate) unparsable: Vec<(usize, String)>,
 }
 
+/// Deeper nesting than this (expressions in expressions, statements in blocks) makes a cell
+/// "unparsable": CPython's own compiler gives up far earlier (its parser stops at 200 nested
+/// brackets, its compiler at its recursion limit), and our walkers recurse once per level.
+pub(crate) const MAX_DEPTH: u32 = 1_000;
+
+/// Stack for the thread that parses: ruff's parser recurses once per nesting level before
+/// [`MAX_DEPTH`] can be checked, and dropping a deep tree recurses again. Only the pages a
+/// cell really uses are touched; the rest is address space.
+const PARSE_STACK: usize = 1 << 30;
+
 pub(crate) fn parse_cells(notebook: &Notebook) -> Parsed {
+    // A thread of our own, because no input may overflow the caller's stack (a SIGSEGV kills
+    // the interpreter, which no `catch_unwind` can turn into an error).
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("takeout-notebook-parse".into())
+            .stack_size(PARSE_STACK)
+            .spawn_scoped(scope, || parse_cells_here(notebook));
+        match worker {
+            Ok(handle) => handle.join().unwrap_or_default(),
+            // No thread to be had: parse here, the depth check still bounds our own walk.
+            Err(_) => parse_cells_here(notebook),
+        }
+    })
+}
+
+fn parse_cells_here(notebook: &Notebook) -> Parsed {
     let mut parsed = Parsed::default();
     for (index, cell) in notebook.cells.iter().enumerate() {
         if cell.source.trim().is_empty() {
             continue;
         }
-        let lines = LineIndex::new(&cell.source);
-        let unit = |start: usize, end: usize, header: bool, facts: Facts| Unit {
-            cell: index,
-            start,
-            end,
-            line: lines.line(start),
-            end_line: lines.line(end.saturating_sub(1).max(start)),
-            header,
-            facts,
+        let units_before = parsed.units.len();
+        let outcome = guard::quietly(|| parse_cell(index, cell, &mut parsed));
+        let error = match outcome {
+            Ok(Ok(())) => continue,
+            Ok(Err(error)) => error,
+            Err(panic) => format!("the Python parser failed on it: {panic}"),
         };
-        let magic = ipython::cell_magic(&cell.source);
-        let python: std::borrow::Cow<'_, str> = match &magic {
-            None => cell.source.as_str().into(),
-            Some(magic) => {
-                let header = facts::cell_magic_header(magic, &mut parsed.names);
-                if !matches!(magic.effect, ipython::Effect::Python(_)) {
-                    // A body in another language (or only shown): one opaque unit.
-                    parsed
-                        .units
-                        .push(unit(magic.line.0, cell.source.len(), false, header));
-                    continue;
-                }
-                parsed
-                    .units
-                    .push(unit(magic.line.0, magic.line.1, true, header));
-                // Blank the magic line so offsets in the body stay offsets in the cell.
-                let mut text = cell.source.clone();
-                text.replace_range(
-                    magic.line.0..magic.line.1,
-                    &" ".repeat(magic.line.1 - magic.line.0),
-                );
-                text.into()
-            }
-        };
-        let module = parse_unchecked_source(&python, PySourceType::Ipynb);
-        if let Some(error) = module.errors().first() {
-            let line = lines.line(error.location.start().to_usize());
-            parsed
-                .unparsable
-                .push((index, format!("line {line}: {}", error.error)));
-            // A cell that does not compile runs nothing at all, header included.
-            if magic.is_some() {
-                parsed.units.pop();
-            }
-            continue;
-        }
-        for stmt in &module.syntax().body {
-            let facts = facts::statement(stmt, &mut parsed.names);
-            let range = stmt.range();
-            parsed.units.push(unit(
-                range.start().to_usize(),
-                range.end().to_usize(),
-                false,
-                facts,
-            ));
-        }
+        // A cell that does not compile runs nothing at all, a `%%magic` header included.
+        parsed.units.truncate(units_before);
+        parsed.unparsable.push((index, error));
     }
     parsed
+}
+
+/// Splits one cell into units; `Err` is why it does not parse.
+fn parse_cell(index: usize, cell: &Cell, parsed: &mut Parsed) -> Result<(), String> {
+    let lines = LineIndex::new(&cell.source);
+    let unit = |start: usize, end: usize, header: bool, facts: Facts| Unit {
+        cell: index,
+        start,
+        end,
+        line: lines.line(start),
+        end_line: lines.line(end.saturating_sub(1).max(start)),
+        header,
+        facts,
+    };
+    let magic = ipython::cell_magic(&cell.source);
+    let python: std::borrow::Cow<'_, str> = match &magic {
+        None => cell.source.as_str().into(),
+        Some(magic) => {
+            let header = facts::cell_magic_header(magic, &mut parsed.names);
+            if !matches!(magic.effect, ipython::Effect::Python(_)) {
+                // A body in another language (or only shown): one opaque unit.
+                parsed
+                    .units
+                    .push(unit(magic.line.0, cell.source.len(), false, header));
+                return Ok(());
+            }
+            parsed
+                .units
+                .push(unit(magic.line.0, magic.line.1, true, header));
+            // Blank the magic line so offsets in the body stay offsets in the cell.
+            let mut text = cell.source.clone();
+            text.replace_range(
+                magic.line.0..magic.line.1,
+                &" ".repeat(magic.line.1 - magic.line.0),
+            );
+            text.into()
+        }
+    };
+    if let Some(at) = guard::bracket_too_deep(&python, MAX_DEPTH) {
+        // Before ruff sees it: its f-string lexer slows down with each nested level.
+        let line = lines.line(at);
+        return Err(format!(
+            "line {line}: it nests more than {MAX_DEPTH} levels deep, which CPython does not \
+             compile either"
+        ));
+    }
+    let module = parse_unchecked_source(&python, PySourceType::Ipynb);
+    if let Some(error) = module.errors().first() {
+        let line = lines.line(error.location.start().to_usize());
+        return Err(format!("line {line}: {}", error.error));
+    }
+    if let Some(at) = guard::too_deep(&module.syntax().body, MAX_DEPTH) {
+        let line = lines.line(at);
+        return Err(format!(
+            "line {line}: it nests more than {MAX_DEPTH} levels deep, which CPython does not \
+             compile either"
+        ));
+    }
+    for stmt in &module.syntax().body {
+        let facts = facts::statement(stmt, &mut parsed.names);
+        let range = stmt.range();
+        parsed.units.push(unit(
+            range.start().to_usize(),
+            range.end().to_usize(),
+            false,
+            facts,
+        ));
+    }
+    Ok(())
 }
 
 /// Byte offset -> 1-based line.

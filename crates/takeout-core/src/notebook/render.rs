@@ -45,7 +45,7 @@ pub(crate) fn cells(
                 .filter(|(_, reason)| reason.is_none())
                 .map(|(unit, _)| (unit.start, unit.end))
                 .collect();
-            without(&cell.source, &dropped)
+            keep_first_line(without(&cell.source, &dropped))
         };
         out.push(SlicedCell {
             number: cell.number,
@@ -55,6 +55,18 @@ pub(crate) fn cells(
         });
     }
     out
+}
+
+/// IPython strips the leading blank lines of a cell before running it, which would shift
+/// every line number in an error: a comment holds the first line in place.
+fn keep_first_line(source: String) -> String {
+    match source.lines().next() {
+        Some(first) if first.trim().is_empty() && source.trim_start() != source => {
+            let rest = &source[first.len()..];
+            format!("#{rest}")
+        }
+        _ => source,
+    }
 }
 
 /// `source` with the byte ranges `dropped` removed, newlines kept so that every remaining
@@ -106,9 +118,20 @@ pub(crate) fn script(slice: &Slice) -> String {
     };
     let _ = writeln!(
         out,
-        "# takeout: {what} of `{}` for `{}`: cells {numbers} of {}",
-        slice.label, slice.function, slice.total_cells
+        "# takeout: {what} of `{}` for `{}` (defined in cell {}): cells {numbers} of {}",
+        slice.label, slice.function, slice.target_cell, slice.total_cells
     );
+    for captured in &slice.captured {
+        let from = captured.cell.map_or_else(
+            || "no cell binds it".to_owned(),
+            |cell| format!("cell {cell}, line {}", captured.line),
+        );
+        let _ = writeln!(
+            out,
+            "# `{}` reads `{}` from {from}: {}",
+            slice.function, captured.name, captured.rule
+        );
+    }
     for warning in &slice.warnings {
         let _ = writeln!(out, "# warning: {warning}");
     }
@@ -118,20 +141,37 @@ pub(crate) fn script(slice: &Slice) -> String {
             .map(|n| format!(" (In [{n}])"))
             .unwrap_or_default();
         let _ = writeln!(out, "\n# ── cell {}{count} ──", cell.number);
-        let mut blank = false;
-        let mut started = false;
-        for line in cell.source.lines() {
-            if line.trim().is_empty() {
-                blank = started;
-                continue;
-            }
-            if blank {
+        let lines: Vec<&str> = cell.source.lines().collect();
+        if slice.all_cells {
+            for line in lines.iter().filter(|l| !l.trim().is_empty()) {
+                out.push_str(line.trim_end());
                 out.push('\n');
-                blank = false;
             }
-            started = true;
-            out.push_str(line.trim_end());
-            out.push('\n');
+            continue;
+        }
+        let mut last_end = 0;
+        for statement in &cell.statements {
+            let (start, end) = (statement.line as usize, statement.end_line as usize);
+            if start > last_end + 1 && last_end > 0 {
+                out.push('\n');
+            }
+            let mut first = true;
+            for line in lines
+                .get(start - 1..end.min(lines.len()))
+                .unwrap_or_default()
+            {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                out.push_str(line.trim_end());
+                if first {
+                    // Why it runs, on the statement's first line.
+                    let _ = write!(out, "  # {}", statement.reason);
+                    first = false;
+                }
+                out.push('\n');
+            }
+            last_end = end;
         }
     }
     out

@@ -23,6 +23,23 @@ use super::{parse_cells, Notebook, NotebookError, Parsed, Unit};
 pub struct SliceOptions {
     /// Keep every code cell whole: run the notebook as it is.
     pub all_cells: bool,
+    /// Give the function the notebook's last value of every name it reads (the state after
+    /// running everything), instead of the values it was written against.
+    pub state_end: bool,
+    /// Slice from the definition in this cell (1-based, as the slice prints it), not the
+    /// last one; also written `FUNCTION@CELL`.
+    pub cell: Option<usize>,
+}
+
+/// A name the function reads when called, and the binding the slice gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Captured {
+    pub name: String,
+    /// The cell and line of the binding kept, if a cell binds it.
+    pub cell: Option<usize>,
+    pub line: u32,
+    /// Which rule chose that binding.
+    pub rule: String,
 }
 
 /// One kept statement, for the record (`takeout slice --json`).
@@ -71,6 +88,11 @@ pub struct Slice {
     pub warnings: Vec<String>,
     /// Names the slice reads that no statement defines (and that are not builtins).
     pub unresolved: Vec<String>,
+    /// The cell and line of the definition sliced from.
+    pub target_cell: usize,
+    pub target_line: u32,
+    /// Each name the function reads when called, with the binding it gets.
+    pub captured: Vec<Captured>,
 }
 
 impl Slice {
@@ -96,9 +118,25 @@ pub fn slice(
             });
         }
     }
+    let (function, cell) = match function.rsplit_once('@') {
+        Some((name, cell)) => match cell.trim().parse::<usize>() {
+            Ok(cell) if options.cell.is_none_or(|c| c == cell) => (name, Some(cell)),
+            _ => {
+                return Err(NotebookError::FunctionNotFound(format!(
+                    "`{function}` names no cell: write FUNCTION@CELL with the cell's number, \
+                     e.g. `{name}@3`, or pass --cell N"
+                )))
+            }
+        },
+        None => (function, options.cell),
+    };
     let parsed = parse_cells(notebook);
     let Some(target) = find_target(&parsed, function) else {
         return Err(not_found(notebook, &parsed, function, label));
+    };
+    let target = match cell {
+        None => target,
+        Some(number) => chosen_definition(notebook, &parsed, target.1, number, function, label)?,
     };
     let mut warnings: Vec<String> = parsed
         .unparsable
@@ -111,7 +149,8 @@ pub fn slice(
         })
         .collect();
 
-    let (kept, unresolved) = if options.all_cells {
+    let numbers: Vec<usize> = notebook.cells.iter().map(|c| c.number).collect();
+    let (kept, unresolved, captured) = if options.all_cells {
         (
             parsed
                 .units
@@ -119,10 +158,12 @@ pub fn slice(
                 .map(|_| Some("--all-cells".to_owned()))
                 .collect(),
             Vec::new(),
+            Vec::new(),
         )
     } else {
         let (resolved, bindings) = effects::resolve(&parsed.units, &parsed.names);
-        let outcome = Backward::new(&parsed, &resolved, &bindings).run(target);
+        let backward = Backward::new(&parsed, &resolved, &bindings, &numbers, function);
+        let outcome = backward.run(target, options.state_end);
         if outcome.dynamic {
             warnings.push(format!(
                 "the slice reads names the parser cannot see (`eval`, `exec`, `globals()`), so \
@@ -130,9 +171,22 @@ pub fn slice(
                  still need more"
             ));
         }
-        (outcome.kept, outcome.unresolved)
+        let captured = backward.captured(&outcome, target, options.state_end, &mut warnings);
+        (outcome.kept, outcome.unresolved, captured)
     };
 
+    // Bound by a kept statement, only conditionally (`for`, `if` without `else`): the slice
+    // runs it, as the notebook does.
+    let unresolved: Vec<Sym> = unresolved
+        .into_iter()
+        .filter(|&sym| {
+            !parsed
+                .units
+                .iter()
+                .zip(&kept)
+                .any(|(unit, k)| k.is_some() && unit.facts.defs.iter().any(|d| d.name == sym))
+        })
+        .collect();
     let mut undefined = Vec::new();
     for &sym in &unresolved {
         let name = parsed.names.name(sym);
@@ -178,9 +232,16 @@ pub fn slice(
             } else {
                 String::new()
             };
+            // `--all-cells` is a fix only where every cell can run: not with one that
+            // does not parse.
+            let fix = if parsed.unparsable.is_empty() {
+                "run it before packing, or pack with `--all-cells`"
+            } else {
+                "run it in the notebook's folder before packing"
+            };
             warnings.push(format!(
                 "left out {}{more}: a shell command cannot change Python names; if the \
-                 function needs files or packages one provides, pack with `--all-cells`",
+                 function needs files or packages one provides, {fix}",
                 shell[..shell.len().min(3)].join(", ")
             ));
         }
@@ -217,7 +278,47 @@ pub fn slice(
         imports,
         warnings,
         unresolved,
+        target_cell: notebook.cells[parsed.units[target.0].cell].number,
+        target_line: parsed.units[target.0].line,
+        captured,
     })
+}
+
+/// The definition of `sym` in cell `number` (its last one there).
+fn chosen_definition(
+    notebook: &Notebook,
+    parsed: &Parsed,
+    sym: Sym,
+    number: usize,
+    function: &str,
+    label: &str,
+) -> Result<(usize, Sym), NotebookError> {
+    let defines = |unit: &Unit| {
+        unit.facts
+            .defs
+            .iter()
+            .any(|d| d.name == sym && d.kind != DefKind::Delete)
+    };
+    let chosen = parsed
+        .units
+        .iter()
+        .rposition(|unit| notebook.cells[unit.cell].number == number && defines(unit));
+    if let Some(unit) = chosen {
+        return Ok((unit, sym));
+    }
+    let mut cells: Vec<String> = parsed
+        .units
+        .iter()
+        .filter(|unit| defines(unit))
+        .map(|unit| notebook.cells[unit.cell].number.to_string())
+        .collect();
+    cells.dedup();
+    Err(NotebookError::FunctionNotFound(format!(
+        "cell {number} of `{label}` does not define `{function}`; cells {} do, so write \
+         `{function}@{}` for the last of them",
+        cells.join(", "),
+        cells.last().map_or("N", String::as_str)
+    )))
 }
 
 /// The last statement that binds `function`, and its symbol.
@@ -318,6 +419,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// The names still needed at some point of the backward walk.
 struct Needed<'c> {
     set: FxHashSet<Sym>,
+    /// Who reads each needed name, nearest first: what a kept statement is kept for.
+    by: FxHashMap<Sym, String>,
     /// Needed only as `$name` in a shell line: never reported, never a reason to keep an
     /// opaque statement.
     soft: FxHashSet<Sym>,
@@ -330,10 +433,16 @@ impl<'c> Needed<'c> {
     fn new(builtin: &'c [bool]) -> Self {
         Needed {
             set: FxHashSet::default(),
+            by: FxHashMap::default(),
             soft: FxHashSet::default(),
             builtin,
             non_builtin: 0,
         }
+    }
+
+    fn insert_by(&mut self, sym: Sym, by: &str) {
+        self.by.insert(sym, by.to_owned());
+        self.insert(sym);
     }
 
     fn insert(&mut self, sym: Sym) {
@@ -362,6 +471,9 @@ struct Outcome {
     kept: Vec<Option<String>>,
     unresolved: Vec<Sym>,
     dynamic: bool,
+    /// Each name the function reads when called, and the unit from which walking back
+    /// started for it (see [`Backward::position`]).
+    seeds: Vec<(usize, Sym)>,
 }
 
 struct Backward<'p> {
@@ -371,10 +483,30 @@ struct Backward<'p> {
     /// Per unit: `(changed binding, every binding the change may reach)`.
     reaches: Vec<Vec<(Node, Vec<Node>)>>,
     builtin: Vec<bool>,
+    /// Per cell index: the cell's number.
+    numbers: &'p [usize],
+    function: &'p str,
+}
+
+/// What the statements kept so far (all after the current one) need from earlier ones,
+/// besides names.
+#[derive(Default)]
+struct After {
+    any_kept: bool,
+    /// Files a kept import may load (`helpers.py`), each with the import that needs it.
+    files: FxHashMap<String, String>,
+    /// A kept magic that only an extension defines.
+    magic: Option<String>,
 }
 
 impl<'p> Backward<'p> {
-    fn new(parsed: &'p Parsed, resolved: &'p [Resolved], bindings: &'p Bindings) -> Self {
+    fn new(
+        parsed: &'p Parsed,
+        resolved: &'p [Resolved],
+        bindings: &'p Bindings,
+        numbers: &'p [usize],
+        function: &'p str,
+    ) -> Self {
         let builtin = (0..parsed.names.len())
             .map(|s| is_builtin(parsed.names.name(s as Sym)))
             .collect();
@@ -399,22 +531,64 @@ impl<'p> Backward<'p> {
             bindings,
             reaches,
             builtin,
+            numbers,
+            function,
         }
     }
 
-    fn run(&self, (target_unit, target): (usize, Sym)) -> Outcome {
-        let mut at_end: FxHashSet<Sym> = FxHashSet::default();
-        at_end.insert(target);
+    fn cell(&self, u: usize) -> usize {
+        self.numbers[self.parsed.units[u].cell]
+    }
+
+    fn defines(&self, u: usize, sym: Sym) -> bool {
+        self.parsed.units[u]
+            .facts
+            .defs
+            .iter()
+            .any(|d| d.name == sym)
+    }
+
+    /// Where walking back starts for a name the function reads when called: the function's
+    /// definition when a statement before it binds the name (the value the function was
+    /// written and tried against); otherwise the first binding after it, with whatever
+    /// changes that binding until the next one. `--state end`: the end of the notebook.
+    fn position(&self, sym: Sym, target_unit: usize, state_end: bool) -> usize {
+        let last = self.parsed.units.len() - 1;
+        if state_end {
+            return last;
+        }
+        if self.builtin[sym as usize] || (0..=target_unit).any(|u| self.defines(u, sym)) {
+            return target_unit;
+        }
+        let Some(first) = (target_unit + 1..=last).find(|&u| self.defines(u, sym)) else {
+            return target_unit;
+        };
+        let next = (first + 1..=last).find(|&u| {
+            self.parsed.units[u]
+                .facts
+                .defs
+                .iter()
+                .any(|d| d.name == sym && d.strong)
+        });
+        next.map_or(last, |n| n - 1)
+    }
+
+    fn run(&self, (target_unit, target): (usize, Sym), state_end: bool) -> Outcome {
+        let mut seeds: Vec<(usize, Sym)> = vec![(target_unit, target)];
         let mut dynamic = false;
         loop {
-            let pass = self.pass(&at_end, target_unit, target, dynamic);
+            seeds.sort_unstable_by(|a, b| b.cmp(a));
+            let pass = self.pass(&seeds, target_unit, target, dynamic);
             if pass.dynamic && !dynamic {
                 dynamic = true;
                 continue;
             }
-            let before = at_end.len();
-            at_end.extend(pass.later);
-            if at_end.len() == before {
+            let mut new: Vec<Sym> = pass
+                .later
+                .into_iter()
+                .filter(|&s| !seeds.iter().any(|&(_, t)| t == s))
+                .collect();
+            if new.is_empty() {
                 let mut unresolved: Vec<Sym> = pass
                     .remaining
                     .into_iter()
@@ -426,27 +600,32 @@ impl<'p> Backward<'p> {
                     kept: pass.kept,
                     unresolved,
                     dynamic,
+                    seeds,
                 };
+            }
+            new.sort_unstable();
+            for sym in new {
+                seeds.push((self.position(sym, target_unit, state_end), sym));
             }
         }
     }
 
-    fn pass(
-        &self,
-        at_end: &FxHashSet<Sym>,
-        target_unit: usize,
-        target: Sym,
-        dynamic: bool,
-    ) -> Pass {
+    /// One walk from the last statement up; `seeds` (position, name), latest first, become
+    /// needed when the walk reaches their position.
+    fn pass(&self, seeds: &[(usize, Sym)], target_unit: usize, target: Sym, dynamic: bool) -> Pass {
         let units = &self.parsed.units;
         let mut needed = Needed::new(&self.builtin);
-        for &sym in at_end {
-            needed.insert(sym);
-        }
+        let reader = format!("`{}`", self.function);
+        let mut next_seed = 0;
         let mut kept = vec![None; units.len()];
         let mut later = FxHashSet::default();
         let mut reads_any = false;
+        let mut after = After::default();
         for u in (0..units.len()).rev() {
+            while next_seed < seeds.len() && seeds[next_seed].0 >= u {
+                needed.insert_by(seeds[next_seed].1, &reader);
+                next_seed += 1;
+            }
             let unit = &units[u];
             let resolved = &self.resolved[u];
             let reason = if u == target_unit {
@@ -455,7 +634,7 @@ impl<'p> Backward<'p> {
                     self.parsed.names.name(target)
                 ))
             } else {
-                self.relevance(u, unit, resolved, &needed, dynamic)
+                self.relevance(u, unit, resolved, &needed, &after, dynamic)
             };
             let Some(reason) = reason else {
                 continue;
@@ -466,14 +645,29 @@ impl<'p> Backward<'p> {
                     needed.remove(def.name);
                 }
             }
+            let by = format!("cell {}", self.cell(u));
             for &sym in unit.facts.uses_now.iter().chain(&resolved.reads) {
-                needed.insert(sym);
+                needed.insert_by(sym, &by);
             }
             for &sym in &unit.facts.soft_uses {
                 needed.insert_soft(sym);
             }
             later.extend(unit.facts.uses_later.iter().copied());
             reads_any |= resolved.reads_any;
+            after.any_kept = true;
+            for import in unit.facts.imports.iter().filter(|i| i.level == 0) {
+                let statement = if import.names.is_empty() {
+                    format!("`import {}` (cell {})", import.module, self.cell(u))
+                } else {
+                    format!("`from {} import …` (cell {})", import.module, self.cell(u))
+                };
+                for file in module_files(&import.module, &import.names) {
+                    after.files.entry(file).or_insert_with(|| statement.clone());
+                }
+            }
+            if let Some(magic) = &unit.facts.unknown_magic {
+                after.magic = Some(format!("{magic} (cell {})", self.cell(u)));
+            }
         }
         self.keep_headers(&mut kept);
         Pass {
@@ -491,20 +685,28 @@ impl<'p> Backward<'p> {
         unit: &Unit,
         resolved: &Resolved,
         needed: &Needed<'_>,
+        after: &After,
         dynamic: bool,
     ) -> Option<String> {
         let names = &self.parsed.names;
-        let defined: Vec<&str> = unit
+        let reader = |sym: Sym| {
+            needed
+                .by
+                .get(&sym)
+                .map(|by| format!(", which {by} reads"))
+                .unwrap_or_default()
+        };
+        let mut defined: Vec<Sym> = unit
             .facts
             .defs
             .iter()
             .filter(|d| needed.set.contains(&d.name))
-            .map(|d| names.name(d.name))
+            .map(|d| d.name)
             .collect();
         if !defined.is_empty() {
-            let mut defined = defined;
             defined.dedup();
-            return Some(format!("defines {}", quoted(&defined)));
+            let list: Vec<&str> = defined.iter().map(|&d| names.name(d)).collect();
+            return Some(format!("defines {}{}", quoted(&list), reader(defined[0])));
         }
         let bindings = self.bindings;
         for (changed, reach) in &self.reaches[u] {
@@ -514,28 +716,129 @@ impl<'p> Backward<'p> {
             if let Some(&hit) = hit {
                 let (hit, changed) = (bindings.sym(hit), bindings.sym(*changed));
                 return Some(if hit == changed {
-                    format!("changes `{}`", names.name(hit))
+                    format!("changes `{}`{}", names.name(hit), reader(hit))
                 } else {
                     format!(
-                        "changes `{}` through `{}`",
+                        "changes `{}` through `{}`{}",
                         names.name(hit),
-                        names.name(changed)
+                        names.name(changed),
+                        reader(hit)
                     )
                 });
             }
         }
-        if let Some(why) = &unit.facts.any_name {
+        let any_name = unit.facts.any_name.clone().or_else(|| {
+            resolved
+                .any_name
+                .then(|| "`exec`/`eval`/`globals()`".to_owned())
+        });
+        if let Some(why) = &any_name {
             if needed.non_builtin > 0 {
                 return Some(format!("{why} may define or change any name"));
             }
         }
-        let has_effect = !unit.facts.defs.is_empty()
-            || !resolved.mods.is_empty()
-            || unit.facts.any_name.is_some();
+        if let Some(why) = &unit.facts.chdir {
+            if after.any_kept {
+                return Some(format!(
+                    "{why} changes the working directory the statements kept after it run in"
+                ));
+            }
+        }
+        if let Some(file) = &unit.facts.writes {
+            let file = file.trim_start_matches("./");
+            if let Some(import) = after.files.get(file) {
+                return Some(format!("writes `{file}`, which {import} imports"));
+            }
+        }
+        if unit.facts.loads_extension {
+            if let Some(magic) = &after.magic {
+                return Some(format!("loads an extension, which may define {magic}"));
+            }
+        }
+        let has_effect =
+            !unit.facts.defs.is_empty() || !resolved.mods.is_empty() || any_name.is_some();
         if dynamic && has_effect {
             return Some("defines or changes names, and the slice reads names dynamically".into());
         }
         None
+    }
+
+    /// Which binding each name the function reads gets, and why; warnings where a later
+    /// statement rebinds or changes it.
+    fn captured(
+        &self,
+        outcome: &Outcome,
+        (target_unit, target): (usize, Sym),
+        state_end: bool,
+        warnings: &mut Vec<String>,
+    ) -> Vec<Captured> {
+        let names = &self.parsed.names;
+        let units = &self.parsed.units;
+        let function = self.function;
+        let defined_in = self.cell(target_unit);
+        let mut seeds: Vec<(usize, Sym)> = outcome
+            .seeds
+            .iter()
+            .copied()
+            .filter(|&(_, s)| s != target && !self.builtin[s as usize])
+            .collect();
+        seeds.sort_by(|a, b| names.name(a.1).cmp(names.name(b.1)));
+        let mut out = Vec::new();
+        for (position, sym) in seeds {
+            let name = names.name(sym);
+            let kept = |u: usize| outcome.kept[u].is_some();
+            let binding = (0..=position)
+                .rev()
+                .find(|&u| kept(u) && self.defines(u, sym));
+            let rule = if state_end {
+                "the last binding in the notebook (`--state end`)".to_owned()
+            } else if position == target_unit {
+                format!("the last binding before `{function}` is defined (cell {defined_in})")
+            } else {
+                format!(
+                    "the first binding after `{function}` is defined (cell {defined_in}): no \
+                     cell binds it before"
+                )
+            };
+            out.push(Captured {
+                name: name.to_owned(),
+                cell: binding.map(|u| self.cell(u)),
+                line: binding.map_or(0, |u| units[u].line),
+                rule,
+            });
+            // A statement kept for another name that rebinds this one after its position
+            // wins when the bundle is made.
+            if let Some(u) = (position + 1..units.len()).find(|&u| kept(u) && self.defines(u, sym))
+            {
+                warnings.push(format!(
+                    "cell {} rebinds `{name}` and runs for another name, so `{function}` gets \
+                     that value, not the one from cell {}",
+                    self.cell(u),
+                    binding.map_or_else(|| "?".to_owned(), |b| self.cell(b).to_string())
+                ));
+                continue;
+            }
+            if state_end || position != target_unit {
+                continue;
+            }
+            let changes = |u: usize| {
+                self.defines(u, sym)
+                    || units[u].facts.mutated.contains(&sym)
+                    || self.resolved[u]
+                        .mods
+                        .iter()
+                        .any(|&(node, _)| self.bindings.sym(node) == sym)
+            };
+            if let Some(u) = (target_unit + 1..units.len()).find(|&u| !kept(u) && changes(u)) {
+                warnings.push(format!(
+                    "cell {} rebinds or changes `{name}` after `{function}` is defined (cell \
+                     {defined_in}); the bundle keeps `{name}` as it was when `{function}` was \
+                     defined; pack with `--state end` for the notebook's last value",
+                    self.cell(u)
+                ));
+            }
+        }
+        out
     }
 
     /// A `%%time` line runs with its cell: kept whenever a statement of its body is.
@@ -556,6 +859,27 @@ impl<'p> Backward<'p> {
             }
         }
     }
+}
+
+/// The files `import module` (or `from module import names`) may load from the working
+/// directory: `a/b.py` or `a/b/__init__.py` for every prefix `a.b` of the dotted path.
+fn module_files(module: &str, names: &[String]) -> Vec<String> {
+    let mut paths = Vec::new();
+    let mut prefix = String::new();
+    for part in module.split('.') {
+        if !prefix.is_empty() {
+            prefix.push('/');
+        }
+        prefix.push_str(part);
+        paths.push(prefix.clone());
+    }
+    for name in names {
+        paths.push(format!("{prefix}/{name}"));
+    }
+    paths
+        .into_iter()
+        .flat_map(|p| [format!("{p}.py"), format!("{p}/__init__.py")])
+        .collect()
 }
 
 struct Pass {

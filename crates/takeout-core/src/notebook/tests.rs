@@ -35,7 +35,8 @@ fn kept(cells: &[&str], function: &str) -> Vec<String> {
         .cells
         .iter()
         .flat_map(|c| c.source.lines().map(str::to_owned).collect::<Vec<_>>())
-        .filter(|l| !l.trim().is_empty())
+        // `#` holds the first line of a cell whose first statements were left out.
+        .filter(|l| !l.trim().is_empty() && l.trim() != "#")
         .collect()
 }
 
@@ -126,13 +127,49 @@ fn helpers_spread_over_cells_even_after_the_function() {
 }
 
 #[test]
-fn a_value_rebound_after_the_function_is_the_one_it_sees() {
+fn a_value_rebound_after_the_function_is_the_one_it_sees_only_with_state_end() {
     let cells = [
         "THRESHOLD = 1",
         "def over(x):\n    return x > THRESHOLD",
         "THRESHOLD = 5",
     ];
-    assert_eq!(cells_of(&cells, "over"), [2, 3]);
+    // The value the function was written against: the binding before its definition.
+    let s = slice_of(&cells, "over");
+    assert_eq!(s.cells.iter().map(|c| c.number).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(
+        s.captured,
+        [Captured {
+            name: "THRESHOLD".into(),
+            cell: Some(1),
+            line: 1,
+            rule: "the last binding before `over` is defined (cell 2)".into(),
+        }]
+    );
+    assert_eq!(
+        s.warnings,
+        [
+            "cell 3 rebinds or changes `THRESHOLD` after `over` is defined (cell 2); the bundle \
+          keeps `THRESHOLD` as it was when `over` was defined; pack with `--state end` for the \
+          notebook's last value"
+        ]
+    );
+    let end = slice(
+        &notebook(&cells),
+        "over",
+        &SliceOptions {
+            state_end: true,
+            ..SliceOptions::default()
+        },
+        "test.ipynb",
+    )
+    .unwrap();
+    assert_eq!(
+        end.cells.iter().map(|c| c.number).collect::<Vec<_>>(),
+        [2, 3]
+    );
+    assert_eq!(end.captured[0].cell, Some(3));
+    assert!(end.captured[0].rule.contains("--state end"));
+    assert!(end.warnings.is_empty(), "{:?}", end.warnings);
 }
 
 #[test]
@@ -604,7 +641,7 @@ fn magics_shell_lines_and_help_are_understood() {
         [
             "left out `!pip install numpy` (cell 1), `%pip install pandas` (cell 1), \
           `!echo $HOME` (cell 4) and 1 more: a shell command cannot change Python names; if \
-          the function needs files or packages one provides, pack with `--all-cells`"
+          the function needs files or packages one provides, run it before packing, or pack with `--all-cells`"
         ]
     );
 }
@@ -657,7 +694,16 @@ fn python_cell_magics_keep_their_first_line() {
         "import helpers",
         "def f():\n    return helpers.g()",
     ];
-    assert_eq!(cells_of(&cells, "f"), [3, 4]);
+    // The helper module the kept import loads is written first.
+    let s = slice_of(&cells, "f");
+    assert_eq!(
+        s.cells.iter().map(|c| c.number).collect::<Vec<_>>(),
+        [2, 3, 4]
+    );
+    assert_eq!(
+        s.cells[0].statements[0].reason,
+        "writes `helpers.py`, which `import helpers` (cell 3) imports"
+    );
     let cells = ["%%sql\nSELECT 1", "def f():\n    return missing"];
     assert_eq!(cells_of(&cells, "f"), [1, 2]);
 }
@@ -696,11 +742,11 @@ fn the_script_names_the_cells() {
     let cells = ["import numpy as np", "print(1)", "def f():\n    return np"];
     let script = slice_of(&cells, "f").script();
     assert!(
-        script.contains("# ── cell 1 ──\nimport numpy as np\n"),
+        script.contains("# ── cell 1 ──\nimport numpy as np  # defines `np`, which `f` reads\n"),
         "{script}"
     );
     assert!(
-        script.contains("# ── cell 3 ──\ndef f():\n    return np\n"),
+        script.contains("# ── cell 3 ──\ndef f():  # defines `f`, the function\n    return np\n"),
         "{script}"
     );
     assert!(!script.contains("cell 2 ──"), "{script}");
@@ -716,7 +762,10 @@ fn all_cells_runs_the_notebook_as_it_is() {
     let s = slice(
         &notebook(&cells),
         "f",
-        &SliceOptions { all_cells: true },
+        &SliceOptions {
+            all_cells: true,
+            ..SliceOptions::default()
+        },
         "t.ipynb",
     )
     .unwrap();
@@ -891,7 +940,7 @@ fn training_a_model_changes_what_holds_it() {
     );
     assert_eq!(
         s.cells[1].statements[0].reason,
-        "changes `pipe` through `model`"
+        "changes `pipe` through `model`, which `predict` reads"
     );
 }
 
@@ -916,4 +965,268 @@ fn a_conditional_binding_keeps_sharing_with_the_old_value() {
         "def f():\n    return model",
     ];
     assert_eq!(cells_of(&cells, "f"), [1, 2, 3, 4]);
+}
+
+// ── inputs that must not kill the interpreter (each is reported as an unparsable cell) ─────
+
+fn unparsable_warning(cell: &str) -> String {
+    let sliced = slice_of(
+        &["import math", cell, "def f(x):\n    return math.sqrt(x)"],
+        "f",
+    );
+    assert_eq!(
+        sliced.cells.iter().map(|c| c.number).collect::<Vec<_>>(),
+        [1, 3]
+    );
+    let warning = sliced
+        .warnings
+        .iter()
+        .find(|w| w.starts_with("cell 2 does not parse"))
+        .unwrap_or_else(|| panic!("no warning for cell 2: {:?}", sliced.warnings));
+    warning.clone()
+}
+
+#[test]
+fn fifteen_thousand_chained_calls_are_an_unparsable_cell() {
+    let cell = format!("x = f{}", "()".repeat(15_000));
+    assert!(cell.len() >= 30_000);
+    assert!(unparsable_warning(&cell).contains("nests more than 1000 levels"));
+}
+
+#[test]
+fn seventeen_thousand_nested_lambdas_are_an_unparsable_cell() {
+    let cell = format!("g = {}0", "lambda: ".repeat(17_000));
+    assert!(unparsable_warning(&cell).contains("levels"));
+}
+
+#[test]
+fn seventy_five_thousand_nested_fstrings_are_an_unparsable_cell() {
+    let depth = 75_000;
+    let cell = format!("s = {}1{}", "f'{".repeat(depth), "}'".repeat(depth));
+    let warning = unparsable_warning(&cell);
+    assert!(warning.contains("line 1"), "{warning}");
+}
+
+#[test]
+fn a_cell_that_panics_the_parser_is_an_unparsable_cell() {
+    let warning = unparsable_warning("lambda\n;");
+    assert!(warning.contains("does not parse"), "{warning}");
+}
+
+// ── real notebooks (issues 14 and 15) ───────────────────────────────────────────────────────
+
+#[test]
+fn demo_test_and_timing_calls_only_use_what_they_call() {
+    let cells = [
+        "import time\nfrom timeit import timeit\ncat = ''.join",
+        "def normalize(word):\n    return cat(sorted(word))",
+        "WORDS = ['listen', 'silent', 'enlist', 'google']",
+        "def anagrams(word):\n    return [w for w in WORDS if normalize(w) == normalize(word)]",
+        "print(anagrams('listen'))",
+        "assert anagrams('google') == ['google']",
+        "timeit(lambda: anagrams('listen'), number=1000)",
+        "def bench(fn, n):\n    return [fn('listen') for _ in range(n)]",
+        "bench(anagrams, 10_000)",
+        "%time anagrams('enlist')",
+    ];
+    assert_eq!(cells_of(&cells, "anagrams"), [1, 2, 3, 4]);
+    // A call that does change what the function reads is still kept.
+    let cells = [
+        "WORDS = []",
+        "def add(word):\n    WORDS.append(word)",
+        "add('x')",
+        "def count():\n    return len(WORDS)",
+    ];
+    assert_eq!(cells_of(&cells, "count"), [1, 2, 3, 4]);
+    let s = slice_of(&cells, "count");
+    assert_eq!(
+        s.cells[2].statements[0].reason,
+        "changes `WORDS`, which `count` reads"
+    );
+}
+
+#[test]
+fn only_the_builtins_read_names_dynamically() {
+    let cells = [
+        "a = 1\nb = 2\nunrelated = 3",
+        "class P:\n    x = 1\nprint(vars(P()), getattr(P(), 'x'))",
+        "def eval(expr):\n    return expr",
+        "eval('unrelated')",
+        "def f():\n    return eval('a') + b",
+    ];
+    let s = slice_of(&cells, "f");
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    assert!(!kept(&cells, "f").contains(&"unrelated = 3".to_owned()));
+    assert_eq!(cells_of(&cells, "f"), [1, 3, 5]);
+    // `eval` of a literal reads what the literal names.
+    let cells = ["a = 1\nb = 2", "def f():\n    return eval('a * 2')"];
+    assert_eq!(
+        kept(&cells, "f"),
+        ["a = 1", "def f():", "    return eval('a * 2')"]
+    );
+    let s = slice_of(&cells, "f");
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+}
+
+#[test]
+fn names_bound_in_top_level_blocks_are_not_read_before_defined() {
+    let cells = [
+        "try:\n    import ujson as json\nexcept ImportError:\n    import json",
+        "if True:\n    mode = 'a'\nelse:\n    mode = 'b'",
+        "for i in range(3):\n    last = i",
+        "with open('x.txt') as fh:\n    text = 'x'",
+        "def f():\n    return json.dumps([mode, last, text])",
+    ];
+    let s = slice_of(&cells, "f");
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    assert!(s.unresolved.is_empty(), "{:?}", s.unresolved);
+    assert_eq!(s.cells.len(), 5);
+}
+
+#[test]
+fn an_extension_and_its_magic_go_together() {
+    let cells = [
+        "%load_ext nosuch_ext",
+        "%load_ext autoreload",
+        "%nosuch_magic",
+        "def f():\n    return value",
+    ];
+    let s = slice_of(&cells, "f");
+    assert_eq!(
+        s.cells.iter().map(|c| c.number).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    assert_eq!(
+        s.cells[0].statements[0].reason,
+        "loads an extension, which may define `%nosuch_magic` (cell 3)"
+    );
+    // Neither, when the magic is not needed.
+    let cells = [
+        "%load_ext nosuch_ext",
+        "%nosuch_magic",
+        "x = 1",
+        "def f():\n    return x",
+    ];
+    assert_eq!(cells_of(&cells, "f"), [3, 4]);
+}
+
+#[test]
+fn changing_directory_before_kept_statements_is_kept() {
+    let cells = [
+        "import os\nos.chdir('data')",
+        "%cd sub",
+        "text = open('x.txt').read()",
+        "print('done')",
+        "def f():\n    return text",
+        "os.chdir('..')",
+    ];
+    let s = slice_of(&cells, "f");
+    assert_eq!(
+        s.cells.iter().map(|c| c.number).collect::<Vec<_>>(),
+        [1, 2, 3, 5]
+    );
+    assert!(s.cells[1].statements[0]
+        .reason
+        .contains("changes the working directory"));
+}
+
+#[test]
+fn a_cell_whose_first_lines_are_left_out_keeps_its_line_numbers() {
+    let cells = ["\nprint('a')\nx = 1 / 0", "def f():\n    return x"];
+    let s = slice_of(&cells, "f");
+    // IPython strips leading blank lines: a comment keeps line 3 at line 3.
+    assert_eq!(s.cells[0].source, "#\n\nx = 1 / 0");
+    assert_eq!(s.cells[0].statements[0].line, 3);
+}
+
+#[test]
+fn an_earlier_definition_can_be_chosen() {
+    let cells = [
+        "import math",
+        "def area(r):\n    return math.pi * r * r",
+        "def area(r):\n    return math.nosuch(r)",
+    ];
+    for (function, cell) in [("area@2", None), ("area", Some(2))] {
+        let s = slice(
+            &notebook(&cells),
+            function,
+            &SliceOptions {
+                cell,
+                ..SliceOptions::default()
+            },
+            "test.ipynb",
+        )
+        .unwrap();
+        assert_eq!(s.function, "area");
+        assert_eq!(s.target_cell, 2);
+        assert_eq!(s.cells.iter().map(|c| c.number).collect::<Vec<_>>(), [1, 2]);
+    }
+    let err = slice(
+        &notebook(&cells),
+        "area@1",
+        &SliceOptions::default(),
+        "t.ipynb",
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        err,
+        "cell 1 of `t.ipynb` does not define `area`; cells 2, 3 do, so write `area@3` for the \
+         last of them"
+    );
+}
+
+#[test]
+fn a_name_bound_only_after_the_definition_takes_its_first_binding_after() {
+    let cells = [
+        "import numpy as np\nfrom scipy.interpolate import interp1d",
+        "Y = interp1d([0, 1], [0, 1])",
+        "def obj(x):\n    return Y(x) * scale(model)",
+        "def scale(m):\n    return m * 2",
+        "model = 3\nmodel += 1",
+        "Y = np.zeros(3)",
+        "model = 100",
+    ];
+    let s = slice_of(&cells, "obj");
+    assert_eq!(
+        s.cells.iter().map(|c| c.number).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    let rules: Vec<(&str, Option<usize>, &str)> = s
+        .captured
+        .iter()
+        .map(|c| (c.name.as_str(), c.cell, c.rule.as_str()))
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            (
+                "Y",
+                Some(2),
+                "the last binding before `obj` is defined (cell 3)"
+            ),
+            (
+                "model",
+                Some(5),
+                "the first binding after `obj` is defined (cell 3): no cell binds it before"
+            ),
+            (
+                "scale",
+                Some(4),
+                "the first binding after `obj` is defined (cell 3): no cell binds it before"
+            ),
+        ]
+    );
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.starts_with("cell 6 rebinds or changes `Y`")),
+        "{:?}",
+        s.warnings
+    );
+    let script = s.script();
+    assert!(
+        script.contains("# `obj` reads `Y` from cell 2, line 1: the last binding before"),
+        "{script}"
+    );
 }

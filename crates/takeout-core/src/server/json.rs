@@ -4,7 +4,16 @@
 //! relies on sorted maps), and order reaches the function: `pd.DataFrame(records)` takes its
 //! column order from the first record, and scikit-learn refuses columns in another order.
 //! Nesting is bounded while parsing, so a deep body is refused before it costs a stack.
+//!
+//! Integers outside i64/u64 (`2**64`, 100 digits, `-2**63 - 1`) stay exact, as Python's
+//! `json` keeps them: `serde_json` hands them over as an f64, so a body where one arrives is
+//! parsed a second time with the text of each such literal (see [`big_integer_literals`]).
+//! `serde_json`'s `arbitrary_precision` feature would keep the text, but it is workspace-wide:
+//! it changes the numbers of every `Value` (the signed bytes of a bundle manifest among
+//! them) and hands numbers to visitors such as ours as a private map; and on the request
+//! path it allocates a string per number.
 
+use std::cell::Cell;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -17,6 +26,8 @@ pub enum Json {
     Int(i64),
     UInt(u64),
     Float(f64),
+    /// An integer literal outside i64 and u64, as its decimal text.
+    BigInt(String),
     Str(String),
     Array(Vec<Self>),
     /// Duplicate keys are kept; whoever reads them lets the last one win, as Python's `json` does.
@@ -49,11 +60,28 @@ const TOO_DEEP: &str = "takeout: nesting limit";
 
 /// Parse a whole body: one JSON value, then only whitespace.
 pub fn parse(body: &[u8], max_depth: usize) -> Result<Json, ParseError> {
+    let numbers = Numbers::default();
+    let value = parse_with(body, max_depth, &numbers)?;
+    if !numbers.maybe_big.get() {
+        return Ok(value);
+    }
+    // Rare: an integral f64 past i64/u64, maybe an integer literal serde_json rounded.
+    let numbers = Numbers {
+        big: big_integer_literals(body),
+        ..Numbers::default()
+    };
+    parse_with(body, max_depth, &numbers)
+}
+
+fn parse_with(body: &[u8], max_depth: usize, numbers: &Numbers) -> Result<Json, ParseError> {
     let limit = max_depth.min(SERDE_LIMIT);
     let mut de = serde_json::Deserializer::from_slice(body);
-    let value = Seed { depth_left: limit }
-        .deserialize(&mut de)
-        .and_then(|v| de.end().map(|()| v));
+    let value = Seed {
+        depth_left: limit,
+        numbers,
+    }
+    .deserialize(&mut de)
+    .and_then(|v| de.end().map(|()| v));
     value.map_err(|err| {
         let text = err.to_string();
         if text.starts_with(TOO_DEEP) || text.starts_with("recursion limit exceeded") {
@@ -62,6 +90,60 @@ pub fn parse(body: &[u8], max_depth: usize) -> Result<Json, ParseError> {
             ParseError::Syntax(err)
         }
     })
+}
+
+/// Numbers seen so far while parsing, in document order.
+#[derive(Default)]
+struct Numbers {
+    seen: Cell<usize>,
+    /// An integral f64 at least 2^63 in size went by.
+    maybe_big: Cell<bool>,
+    /// `(index among the body's numbers, text)` of each integer literal too long for u64.
+    big: Vec<(usize, String)>,
+}
+
+impl Numbers {
+    fn next(&self) -> usize {
+        let index = self.seen.get();
+        self.seen.set(index + 1);
+        index
+    }
+}
+
+/// Every number literal of a valid JSON text, counted in document order (`serde_json` visits
+/// them in that order), and the text of those that are integers of more than 18 digits.
+/// Hand-written: a few lines over bytes that already parsed, in the rare body that needs it.
+fn big_integer_literals(body: &[u8]) -> Vec<(usize, String)> {
+    let mut found = Vec::new();
+    let (mut index, mut at, mut in_string) = (0, 0, false);
+    while at < body.len() {
+        let byte = body[at];
+        if in_string {
+            match byte {
+                b'\\' => at += 1,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else if byte == b'"' {
+            in_string = true;
+        } else if byte == b'-' || byte.is_ascii_digit() {
+            let start = at;
+            while at < body.len()
+                && matches!(body[at], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+            {
+                at += 1;
+            }
+            let token = &body[start..at];
+            let integral = !token.iter().any(|b| matches!(b, b'.' | b'e' | b'E'));
+            if integral && token.iter().filter(|b| b.is_ascii_digit()).count() > 18 {
+                found.push((index, String::from_utf8_lossy(token).into_owned()));
+            }
+            index += 1;
+            continue;
+        }
+        at += 1;
+    }
+    found
 }
 
 impl Json {
@@ -73,6 +155,12 @@ impl Json {
             Self::Int(i) => Value::from(*i),
             Self::UInt(u) => Value::from(*u),
             Self::Float(f) => Number::from_f64(*f).map_or(Value::Null, Value::Number),
+            // The validator sees the nearest f64: an integer still, of about the same size.
+            Self::BigInt(text) => text
+                .parse::<f64>()
+                .ok()
+                .and_then(Number::from_f64)
+                .map_or(Value::Null, Value::Number),
             Self::Str(s) => Value::String(s.clone()),
             Self::Array(items) => Value::Array(items.iter().map(Self::to_value).collect()),
             Self::Object(members) => Value::Object(
@@ -113,7 +201,7 @@ impl Json {
         match self {
             Self::Null => "null",
             Self::Bool(_) => "a boolean",
-            Self::Int(_) | Self::UInt(_) | Self::Float(_) => "a number",
+            Self::Int(_) | Self::UInt(_) | Self::Float(_) | Self::BigInt(_) => "a number",
             Self::Str(_) => "a string",
             Self::Array(_) => "an array",
             Self::Object(_) => "an object",
@@ -121,20 +209,24 @@ impl Json {
     }
 }
 
-struct Seed {
+struct Seed<'n> {
     depth_left: usize,
+    numbers: &'n Numbers,
 }
 
-impl Seed {
+impl Seed<'_> {
     fn nested<E: de::Error>(&self) -> Result<Self, E> {
         match self.depth_left.checked_sub(1) {
-            Some(depth_left) => Ok(Self { depth_left }),
+            Some(depth_left) => Ok(Self {
+                depth_left,
+                numbers: self.numbers,
+            }),
             None => Err(E::custom(TOO_DEEP)),
         }
     }
 }
 
-impl<'de> DeserializeSeed<'de> for Seed {
+impl<'de> DeserializeSeed<'de> for Seed<'_> {
     type Value = Json;
 
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Json, D::Error> {
@@ -142,7 +234,7 @@ impl<'de> DeserializeSeed<'de> for Seed {
     }
 }
 
-impl<'de> Visitor<'de> for Seed {
+impl<'de> Visitor<'de> for Seed<'_> {
     type Value = Json;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -158,14 +250,25 @@ impl<'de> Visitor<'de> for Seed {
     }
 
     fn visit_i64<E>(self, v: i64) -> Result<Json, E> {
+        self.numbers.next();
         Ok(Json::Int(v))
     }
 
     fn visit_u64<E>(self, v: u64) -> Result<Json, E> {
+        self.numbers.next();
         Ok(i64::try_from(v).map_or(Json::UInt(v), Json::Int))
     }
 
     fn visit_f64<E>(self, v: f64) -> Result<Json, E> {
+        let index = self.numbers.next();
+        let big = &self.numbers.big;
+        if let Ok(at) = big.binary_search_by_key(&index, |(i, _)| *i) {
+            return Ok(Json::BigInt(big[at].1.clone()));
+        }
+        // 2^63: below it every integer literal arrived as an i64 or u64.
+        if v.fract() == 0.0 && v.abs() >= 9_223_372_036_854_775_808.0 {
+            self.numbers.maybe_big.set(true);
+        }
         Ok(Json::Float(v))
     }
 
@@ -212,6 +315,37 @@ mod tests {
                 ),
             ])
         );
+    }
+
+    #[test]
+    fn integers_past_64_bits_stay_exact() {
+        let hundred = "9".repeat(100);
+        let body = format!(
+            r#"{{"a": [18446744073709551616, -9223372036854775809, 1e30, 2.5, "1{hundred}"],
+                "b": {hundred}, "c": 18446744073709551615, "d": 1.8446744073709552e19}}"#
+        );
+        let v = parse(body.as_bytes(), 64).unwrap();
+        assert_eq!(
+            v,
+            Json::Object(vec![
+                (
+                    "a".into(),
+                    Json::Array(vec![
+                        Json::BigInt("18446744073709551616".into()),
+                        Json::BigInt("-9223372036854775809".into()),
+                        Json::Float(1e30),
+                        Json::Float(2.5),
+                        Json::Str(format!("1{hundred}")),
+                    ])
+                ),
+                ("b".into(), Json::BigInt(hundred.clone())),
+                ("c".into(), Json::UInt(u64::MAX)),
+                ("d".into(), Json::Float(18_446_744_073_709_551_616.0)),
+            ])
+        );
+        // What the schema validator sees is an integer of about that size.
+        let value = Json::BigInt("18446744073709551616".into()).to_value();
+        assert_eq!(value.as_f64(), Some(18_446_744_073_709_551_616.0));
     }
 
     #[test]

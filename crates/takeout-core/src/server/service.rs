@@ -278,8 +278,15 @@ impl Service {
             }
         }
         let response = match route {
-            Route::Call | Route::Predict => {
-                if !is_json(head.content_type) {
+            Route::Call | Route::Predict | Route::V2Infer(_) => {
+                let accepted = match route {
+                    // tritonclient sends no content type; binary tensors come as octet-stream.
+                    Route::V2Infer(_) => head
+                        .content_type
+                        .is_none_or(|ct| is_json(Some(ct)) || is_octet_stream(ct)),
+                    _ => is_json(head.content_type),
+                };
+                if !accepted {
                     let ct = head.content_type.map(String::from_utf8_lossy);
                     let err = ApiError::not_json(ct.as_deref());
                     return Start::Respond(self.fail(label, err, started));
@@ -291,30 +298,10 @@ impl Service {
                     let err = ApiError::too_large(self.opts.max_body);
                     return Start::Respond(self.fail(label, err, started));
                 }
-                return Start::NeedBody(route);
-            }
-            Route::V2Infer(_) => {
-                // tritonclient sends no content type; binary tensors come as octet-stream.
-                let binary = head.content_type.is_some_and(|ct| {
-                    ct.split(|&b| b == b';')
-                        .next()
-                        .unwrap_or_default()
-                        .trim_ascii()
-                        .eq_ignore_ascii_case(b"application/octet-stream")
+                return Start::NeedBody(match route {
+                    Route::V2Infer(_) => Route::V2Infer(head.inference_header_length),
+                    other => other,
                 });
-                if head.content_type.is_some() && !binary && !is_json(head.content_type) {
-                    let ct = head.content_type.map(String::from_utf8_lossy);
-                    let err = ApiError::not_json(ct.as_deref());
-                    return Start::Respond(self.fail(label, err, started));
-                }
-                if head
-                    .content_length
-                    .is_some_and(|n| n > self.opts.max_body as u64)
-                {
-                    let err = ApiError::too_large(self.opts.max_body);
-                    return Start::Respond(self.fail(label, err, started));
-                }
-                return Start::NeedBody(Route::V2Infer(head.inference_header_length));
             }
             Route::ModelList => {
                 let body = json!({"models": [self.sig.name]});
@@ -683,6 +670,16 @@ fn is_json(content_type: Option<&[u8]>) -> bool {
     let essence = essence.trim_ascii().to_ascii_lowercase();
     essence == b"application/json"
         || (essence.starts_with(b"application/") && essence.ends_with(b"+json"))
+}
+
+fn is_octet_stream(content_type: &[u8]) -> bool {
+    let essence = content_type
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default();
+    essence
+        .trim_ascii()
+        .eq_ignore_ascii_case(b"application/octet-stream")
 }
 
 /// Compares every byte whatever the first difference, so timing does not leak the token.

@@ -146,8 +146,9 @@ pub(crate) struct FnSummary {
     pub(crate) calls: Vec<Call>,
     /// `(part, whole)` edges from the body's assignments, as in [`Facts::aliases`].
     pub(crate) aliases: Vec<(Sym, Sym)>,
-    /// Calls `eval`/`exec`/`globals()`/`vars()`/`locals()`.
-    pub(crate) reads_any: bool,
+    /// The builtins it calls that read names the parser cannot see (`eval` of a computed
+    /// string, `globals()`): dynamic only while the name is not the notebook's own.
+    pub(crate) dynamic: Vec<Sym>,
 }
 
 /// An import statement anywhere in the statement, for the static dependency estimate.
@@ -183,8 +184,22 @@ pub(crate) struct Facts {
     /// Names bound in class bodies and comprehensions that run now: local to this
     /// statement, even when a global of the same name exists.
     pub(crate) scratch: Vec<Sym>,
-    /// Reads names the parser cannot see (`eval`, `globals()`), now or in a function body.
-    pub(crate) reads_any: bool,
+    /// Reads names the parser cannot see (`eval`, `globals()`), now or in a function body:
+    /// the builtins called, as in [`FnSummary::dynamic`].
+    pub(crate) dynamic: Vec<Sym>,
+    /// The same, called as the statement runs (`exec(code)` may bind any name).
+    pub(crate) dynamic_now: Vec<Sym>,
+    /// `name = receiver.method` at module level (`cat = ''.join`): calling `name` is calling
+    /// that method. `(name, receiver's root, method)`; no root for a literal receiver.
+    pub(crate) method_aliases: Vec<(Sym, Option<Sym>, Sym)>,
+    /// `%load_ext`/`%reload_ext`: may define the magics that later cells use.
+    pub(crate) loads_extension: bool,
+    /// A magic IPython does not define by itself (`%autotime`): an extension's.
+    pub(crate) unknown_magic: Option<String>,
+    /// `%cd DIR`, `os.chdir(DIR)`: later relative paths depend on it.
+    pub(crate) chdir: Option<String>,
+    /// The file a `%%writefile`/`%%file` cell writes (a helper module, often).
+    pub(crate) writes: Option<String>,
 }
 
 /// The facts of one top-level statement.
@@ -204,10 +219,20 @@ pub(crate) fn cell_magic_header(magic: &ipython::CellMagic<'_>, names: &mut Inte
             kind: DefKind::Value,
         });
     }
+    if matches!(magic.name, "writefile" | "file") {
+        facts.writes = magic
+            .args
+            .split_whitespace()
+            .rfind(|a| !a.starts_with('-'))
+            .map(str::to_owned);
+    }
     match magic.effect {
-        Effect::Opaque => facts.any_name = Some(format!("`%%{}`", magic.name)),
+        Effect::Opaque => {
+            facts.any_name = Some(format!("`%%{}`", magic.name));
+            facts.unknown_magic = facts.any_name.clone();
+        }
         Effect::Shell => facts.shell = Some(format!("`%%{}`", magic.name)),
-        Effect::Display | Effect::Python(_) => {}
+        Effect::Display | Effect::Python(_) | Effect::Extension | Effect::Chdir => {}
     }
     facts
 }

@@ -32,7 +32,7 @@ pub(super) struct Scope {
     pub(super) aliases: Vec<(Sym, Sym)>,
     pub(super) params: Vec<Sym>,
     pub(super) kwonly: Vec<Sym>,
-    pub(super) reads_any: bool,
+    pub(super) dynamic: Vec<Sym>,
     /// Index into `Facts::functions` for a module-level `def`.
     pub(super) summary: Option<usize>,
 }
@@ -51,7 +51,7 @@ impl Scope {
             aliases: Vec::new(),
             params: Vec::new(),
             kwonly: Vec::new(),
-            reads_any: false,
+            dynamic: Vec::new(),
             summary: None,
         }
     }
@@ -177,13 +177,15 @@ impl<'n> Walker<'n> {
         }
     }
 
-    pub(super) fn mark_dynamic(&mut self) {
+    /// A call of `builtin` (`eval`, `globals`, ...) that reads names the parser cannot see,
+    /// unless the notebook binds that name itself (decided in the forward pass).
+    pub(super) fn mark_dynamic(&mut self, builtin: Sym) {
         let s = self.effect_scope();
         if s == MODULE {
-            self.facts.reads_any = true;
-            self.any_name("`eval`/`exec`/`globals()`".into());
+            self.facts.dynamic.push(builtin);
+            self.facts.dynamic_now.push(builtin);
         } else {
-            self.scopes[s].reads_any = true;
+            self.scopes[s].dynamic.push(builtin);
         }
     }
 
@@ -237,20 +239,21 @@ impl<'n> Walker<'n> {
                 let stores = std::mem::take(&mut scope.stores);
                 let calls = std::mem::take(&mut scope.calls);
                 let aliases = std::mem::take(&mut scope.aliases);
-                let reads_any = scope.reads_any;
+                let dynamic = scope.dynamic.clone();
                 let f = &mut self.facts.functions[index];
                 f.global_writes.extend(global_writes);
                 f.stores.extend(stores);
                 f.calls.extend(calls);
                 f.aliases.extend(aliases);
-                f.reads_any |= reads_any;
+                f.dynamic.extend(dynamic);
                 if s == top {
                     f.params.clone_from(&scope.params);
                     f.kwonly.clone_from(&scope.kwonly);
                     f.locals = locals;
                 }
             }
-            self.facts.reads_any |= self.scopes[s].reads_any;
+            let dynamic = self.scopes[s].dynamic.clone();
+            self.facts.dynamic.extend(dynamic);
             for name in free {
                 if declared_global.contains(&name) {
                     self.deliver_global(name, summary);

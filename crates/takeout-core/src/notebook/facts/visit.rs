@@ -9,7 +9,7 @@ use ruff_text_size::{Ranged, TextRange};
 use super::super::ipython::{self, Effect};
 use super::super::names::DYNAMIC_BUILTINS;
 use super::scope::{ScopeKind, Walker, MODULE};
-use super::{Call, Callee, DefKind, FnSummary, Import, Rel};
+use super::{Call, Callee, DefKind, FnSummary, Import, Rel, Sym};
 
 impl Walker<'_> {
     // ── scopes ─────────────────────────────────────────────────────────────────────────────
@@ -152,6 +152,43 @@ impl Walker<'_> {
         self.cur = outer;
     }
 
+    /// Visits one branch of an `if` or `try` as conditional code; returns the module-level
+    /// names it binds, each with the kind of its last binding.
+    pub(super) fn branch(&mut self, bodies: &[&[Stmt]]) -> Vec<(Sym, DefKind)> {
+        let before = self.facts.defs.len();
+        for body in bodies {
+            self.conditional_body(body);
+        }
+        self.facts.defs[before..]
+            .iter()
+            .filter(|d| d.kind != DefKind::Delete)
+            .map(|d| (d.name, d.kind))
+            .collect()
+    }
+
+    /// Names bound on every branch of a statement that takes one branch for sure are bound
+    /// unconditionally by it (when the statement itself is).
+    pub(super) fn bound_on_every_path(&mut self, branches: Vec<Vec<(Sym, DefKind)>>) {
+        if self.conditional > 0 || self.cur != MODULE {
+            return;
+        }
+        let Some((first, rest)) = branches.split_first() else {
+            return;
+        };
+        let mut seen = Vec::new();
+        for &(name, kind) in first.iter().rev() {
+            if seen.contains(&name) || !rest.iter().all(|b| b.iter().any(|(n, _)| *n == name)) {
+                continue;
+            }
+            seen.push(name);
+            self.facts.defs.push(super::Def {
+                name,
+                strong: true,
+                kind,
+            });
+        }
+    }
+
     pub(super) fn conditional_body(&mut self, body: &[Stmt]) {
         self.conditional += 1;
         self.visit_body(body);
@@ -164,11 +201,18 @@ impl Walker<'_> {
         let callee = match &*call.func {
             Expr::Name(name) => {
                 if DYNAMIC_BUILTINS.contains(&name.id.as_str()) {
-                    self.mark_dynamic();
+                    self.dynamic_call(&name.id, call);
                 }
                 Callee::Name(self.sym(&name.id))
             }
             Expr::Attribute(attr) => match self.chain_root(&attr.value) {
+                Some(root) if attr.attr.as_str() == "chdir" && self.effect_scope() == MODULE => {
+                    self.facts.chdir = Some("`chdir(…)`".into());
+                    Callee::Method {
+                        root,
+                        method: self.sym(&attr.attr),
+                    }
+                }
                 Some(root) => Callee::Method {
                     root,
                     method: self.sym(&attr.attr),
@@ -236,6 +280,40 @@ impl Walker<'_> {
         }
     }
 
+    /// `eval`/`exec` of a literal are read as the code they run; of anything else, and
+    /// `globals()`/`locals()`/`vars()` without arguments, read names the parser cannot see.
+    /// `vars(obj)` only reads `obj`.
+    pub(super) fn dynamic_call(&mut self, builtin: &str, call: &ast::ExprCall) {
+        let args = &call.arguments;
+        let sym = self.sym(builtin);
+        match builtin {
+            "eval" | "exec" => {
+                if let Some(Expr::StringLiteral(code)) = args.args.first() {
+                    let code = code.value.to_str().to_owned();
+                    if builtin == "eval" {
+                        if let Ok(parsed) = parse_expression(code.trim()) {
+                            self.visit_expr(&parsed.syntax().body);
+                            return;
+                        }
+                    } else {
+                        let parsed = parse_unchecked_source(&code, PySourceType::Python);
+                        if parsed.errors().is_empty() {
+                            let saved = self.escape_range.replace(call.range());
+                            for stmt in &parsed.syntax().body {
+                                self.visit_stmt(stmt);
+                            }
+                            self.escape_range = saved;
+                            return;
+                        }
+                    }
+                }
+                self.mark_dynamic(sym);
+            }
+            _ if args.args.is_empty() && args.keywords.is_empty() => self.mark_dynamic(sym),
+            _ => {}
+        }
+    }
+
     /// `importlib.import_module("m")`, `import_module("m")`, `__import__("m")`.
     pub(super) fn dynamic_import(&mut self, call: &ast::ExprCall) {
         let name = match &*call.func {
@@ -286,6 +364,21 @@ impl Walker<'_> {
                 Effect::Opaque => {
                     self.interpolated(value);
                     self.any_name(format!("`%{}`", short(value)));
+                    let name = value.split_whitespace().next().unwrap_or("");
+                    if ipython::is_unknown_magic(name) && self.effect_scope() == MODULE {
+                        self.facts.unknown_magic = Some(format!("`%{name}`"));
+                    }
+                }
+                Effect::Extension => {
+                    if self.effect_scope() == MODULE {
+                        self.facts.loads_extension = true;
+                    }
+                }
+                Effect::Chdir => {
+                    self.interpolated(value);
+                    if self.effect_scope() == MODULE {
+                        self.facts.chdir = Some(format!("`%{}`", short(value)));
+                    }
                 }
                 Effect::Shell => {
                     self.interpolated(value);
@@ -363,6 +456,15 @@ impl<'a> Visitor<'a> for Walker<'_> {
             Stmt::FunctionDef(def) => self.function_def(def),
             Stmt::ClassDef(def) => self.class_def(def),
             Stmt::Assign(assign) => {
+                if let ([Expr::Name(target)], Expr::Attribute(attr)) =
+                    (assign.targets.as_slice(), &*assign.value)
+                {
+                    if self.cur == MODULE {
+                        let root = self.chain_root(&attr.value);
+                        let (name, method) = (self.sym(&target.id), self.sym(&attr.attr));
+                        self.facts.method_aliases.push((name, root, method));
+                    }
+                }
                 self.visit_expr(&assign.value);
                 for target in &assign.targets {
                     self.assign(target, Some(&assign.value));
@@ -424,12 +526,19 @@ impl<'a> Visitor<'a> for Walker<'_> {
             }
             Stmt::If(stmt) => {
                 self.visit_expr(&stmt.test);
-                self.conditional_body(&stmt.body);
+                let mut branches = vec![self.branch(&[&stmt.body])];
                 for clause in &stmt.elif_else_clauses {
                     if let Some(test) = &clause.test {
                         self.visit_expr(test);
                     }
-                    self.conditional_body(&clause.body);
+                    branches.push(self.branch(&[&clause.body]));
+                }
+                let exhaustive = stmt
+                    .elif_else_clauses
+                    .last()
+                    .is_some_and(|c| c.test.is_none());
+                if exhaustive {
+                    self.bound_on_every_path(branches);
                 }
             }
             Stmt::With(stmt) => {
@@ -442,8 +551,10 @@ impl<'a> Visitor<'a> for Walker<'_> {
                 self.visit_body(&stmt.body);
             }
             Stmt::Try(stmt) => {
+                // `try: import ujson as json` / `except ImportError: import json`: bound
+                // either way, so as good as unconditional.
+                let mut branches = vec![self.branch(&[&stmt.body, &stmt.orelse])];
                 self.conditional += 1;
-                self.visit_body(&stmt.body);
                 for handler in &stmt.handlers {
                     let ast::ExceptHandler::ExceptHandler(handler) = handler;
                     if let Some(type_) = &handler.type_ {
@@ -458,11 +569,15 @@ impl<'a> Visitor<'a> for Walker<'_> {
                             self.scopes[self.cur].bound.insert(sym);
                         }
                     }
-                    self.visit_body(&handler.body);
+                    self.conditional -= 1;
+                    branches.push(self.branch(&[&handler.body]));
+                    self.conditional += 1;
                 }
-                self.visit_body(&stmt.orelse);
                 self.visit_body(&stmt.finalbody);
                 self.conditional -= 1;
+                if !stmt.handlers.is_empty() {
+                    self.bound_on_every_path(branches);
+                }
             }
             Stmt::Match(stmt) => {
                 self.visit_expr(&stmt.subject);

@@ -1,0 +1,56 @@
+"""Patterns from real notebooks, run in real kernels: loud magic failures, a kernel that is not
+installed, an earlier definition chosen, the binding a function was written against."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import takeout
+
+from .test_notebook_slice import write_notebook
+
+pytestmark = pytest.mark.slow
+
+TAKEOUT = [sys.executable, "-m", "takeout.cli"]
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*TAKEOUT, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def test_a_failing_magic_is_an_error_with_its_cell(tmp_path: Path) -> None:
+    nb = write_notebook(
+        tmp_path / "m.ipynb",
+        "%load_ext no_such_extension_here",
+        "%no_such_magic_here",
+        "def f():\n    return missing",
+    )
+    out = cli("pack", str(nb), "f", cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    assert "cell 1" in out.stderr and "done" not in out.stderr.split("error:")[-1]
+    assert not (tmp_path / "f.takeout").exists()
+    # The slice's warnings come with the failure.
+    assert "takeout: warning: no cell defines `missing`" in out.stderr
+
+
+def test_a_missing_kernel_falls_back_to_this_interpreter_and_an_earlier_definition_packs(
+    tmp_path: Path,
+) -> None:
+    nb = write_notebook(
+        tmp_path / "k.ipynb",
+        "import math\nK = 2",
+        "def area(r):\n    return round(math.pi * r * r * K / 2, 6)",
+        "K = 100",
+        "def area(r):\n    return math.no_such_function(r)",
+        kernel="npbook_py310",
+    )
+    out = cli("pack", str(nb), "area@2", "--example", "[1.0]", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "`npbook_py310` is not installed here" in out.stderr
+    # The binding before the definition (K = 2), not the notebook's last one.
+    assert takeout.load(tmp_path / "area.takeout")(1.0) == round(3.141592653589793, 6)
+    assert "cell 3 rebinds or changes `K`" in out.stderr
