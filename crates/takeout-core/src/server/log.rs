@@ -83,7 +83,8 @@ struct Writer {
 }
 
 impl Sink {
-    fn send(&self, line: String) {
+    /// This process's writer, started if it has none yet (first line, or after a fork).
+    fn writer(&self) -> std::sync::MutexGuard<'_, Option<Writer>> {
         let mut writer = self
             .writer
             .lock()
@@ -91,6 +92,11 @@ impl Sink {
         if writer.as_ref().is_none_or(|w| w.pid != std::process::id()) {
             *writer = Writer::start(self.pending.clone());
         }
+        writer
+    }
+
+    fn send(&self, line: String) {
+        let writer = self.writer();
         let sent = writer.as_ref().is_some_and(|w| {
             self.pending.fetch_add(1, Ordering::AcqRel);
             let ok = w.tx.try_send(line).is_ok();
@@ -168,14 +174,7 @@ impl Logger {
     /// Start the writer now, while fd 2 is still the process's stderr (before any call).
     pub fn start(&self) {
         if !self.quiet {
-            let mut writer = self
-                .sink
-                .writer
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if writer.as_ref().is_none_or(|w| w.pid != std::process::id()) {
-                *writer = Writer::start(self.sink.pending.clone());
-            }
+            drop(self.sink.writer());
         }
     }
 
