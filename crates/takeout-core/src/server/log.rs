@@ -9,6 +9,8 @@
 //! escaped, so it cannot forge a line, and capped.
 
 use std::fmt::Write as _;
+// A duplicated descriptor has no path for `fs_err::File` to name.
+#[allow(clippy::disallowed_types)]
 use std::fs::File;
 use std::io::Write as _;
 use std::os::fd::AsFd;
@@ -123,6 +125,7 @@ impl Writer {
         thread::Builder::new()
             .name("takeout-log".into())
             .spawn(move || {
+                #[allow(clippy::disallowed_types)]
                 let mut out = File::from(fd);
                 for line in rx {
                     // One write of a whole line, so lines never interleave.
