@@ -30,8 +30,8 @@ class on_signals:
     def __enter__(self) -> on_signals:
         for sig in SIGNALS:
             self.previous[sig] = signal.signal(sig, self.handle)
-        for sig in take_early()[:1]:
-            self.handle(sig, None)
+        for early in take_early()[:1]:
+            self.handle(early, None)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -44,8 +44,8 @@ class Supervisor:
 
     def run(self) -> None:
         previous = {sig: signal.signal(sig, self._on_signal) for sig in SIGNALS}
-        for sig in take_early()[:1]:
-            self._on_signal(sig, None)
+        for early in take_early()[:1]:
+            self._on_signal(early, None)
         try:
             host = self.config.host
             host = f"[{host}]" if ":" in host else host
