@@ -47,8 +47,8 @@ lint-rust: ## rustfmt and clippy
 
 .PHONY: lint-python
 lint-python: $(VENV)/.deps ## ruff and mypy (no extension build needed)
-	$(BIN)/ruff check python tests bench examples containers fuzz
-	$(BIN)/ruff format --check python tests bench examples containers fuzz
+	$(BIN)/ruff check python tests bench examples containers fuzz soak
+	$(BIN)/ruff format --check python tests bench examples containers fuzz soak
 	$(BIN)/mypy python/takeout
 
 .PHONY: stubtest
@@ -58,8 +58,8 @@ stubtest: install ## `_core.pyi` against the built extension
 .PHONY: format
 format: $(VENV)/.created ## apply rustfmt and ruff
 	cargo fmt --all
-	$(BIN)/ruff check --fix python tests bench examples containers fuzz
-	$(BIN)/ruff format python tests bench examples containers fuzz
+	$(BIN)/ruff check --fix python tests bench examples containers fuzz soak
+	$(BIN)/ruff format python tests bench examples containers fuzz soak
 
 .PHONY: base-image
 base-image: ## the Debian base image of the container tests (mmdebstrap; kept in podman)
@@ -86,12 +86,21 @@ fuzz: install ## fuzz the pickle scanner, requirement/metadata parsers, manifest
 fuzz-ci: install ## the short fuzz run CI makes (5 s per target)
 	$(PY) fuzz/run.py --seconds 5
 
+SOAK_SECONDS ?= 600
+.PHONY: soak
+soak: install ## keep-alive clients on loopback for SOAK_SECONDS: requests, errors, memory slope
+	$(PY) soak/run.py --seconds $(SOAK_SECONDS)
+
+.PHONY: soak-ci
+soak-ci: install ## the short soak CI makes (10 s; the slope is reported, not judged)
+	$(PY) soak/run.py --seconds 10
+
 .PHONY: test-fast
 test-fast: build-dev ## pytest without the slow tests, on a debug build
 	$(PY) -m pytest -q -m "not slow"
 
 .PHONY: test
-test: lint test-rust test-python fuzz-ci ## everything CI runs
+test: lint test-rust test-python fuzz-ci soak-ci ## everything CI runs
 
 .PHONY: bench
 bench: install ## benchmarks; ratio tables on stdout

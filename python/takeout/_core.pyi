@@ -224,6 +224,9 @@ class Server:
     def url(self) -> str: ...
     @property
     def running(self) -> bool: ...
+    @property
+    def dropped_calls(self) -> int:
+        """Calls still running when the grace period ended; their clients got no answer."""
     def shutdown(self) -> None:
         """Begin a graceful shutdown and return at once (safe in a signal handler)."""
     def wait(self, timeout: Optional[float] = None) -> bool:

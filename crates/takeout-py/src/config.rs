@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
+use takeout_core::server::host::Hosts;
 use takeout_core::server::http;
 use takeout_core::server::{LogFormat, Logger, Options};
 
@@ -30,6 +31,7 @@ pub(crate) struct ServeConfig {
     log_format: String,
     access_log: bool,
     pub(crate) debug: bool,
+    allow_host: String,
 }
 
 impl ServeConfig {
@@ -52,12 +54,21 @@ impl ServeConfig {
             format,
             access: self.access_log,
             quiet: false,
+            ..Logger::default()
         })
     }
 
-    /// The hyper transport's settings.
-    pub(crate) fn http(&self) -> PyResult<http::Config> {
+    /// The hyper transport's settings, for a listener bound to `bind`.
+    pub(crate) fn http(&self, bind: std::net::IpAddr) -> PyResult<http::Config> {
+        let extra: Vec<String> = self
+            .allow_host
+            .split(',')
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .map(str::to_owned)
+            .collect();
         Ok(http::Config {
+            hosts: Hosts::for_bind(bind, &extra),
             io_threads: self.io_threads.max(1),
             body_timeout: seconds("body_timeout", self.body_timeout)?,
             grace: seconds("grace", self.grace)?,

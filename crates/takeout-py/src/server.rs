@@ -301,13 +301,16 @@ impl PyServer {
     #[new]
     #[pyo3(signature = (app, config, *, reuse_port=false))]
     fn new(py: Python<'_>, app: &PyApp, config: ServeConfig, reuse_port: bool) -> PyResult<Self> {
-        let http_config = config.http()?;
         let (host, port) = (config.host.as_str(), config.port);
         let listener = http::bind(host, port, reuse_port).map_err(|err| {
             serve_error(format!(
                 "cannot listen on {host}:{port}: {err}; pick another `--port` or stop what uses it"
             ))
         })?;
+        let bound = listener
+            .local_addr()
+            .map_err(|err| serve_error(format!("cannot start the server: {err}")))?;
+        let http_config = config.http(bound.ip())?;
         let inner = &app.inner;
         inner.invoker.set_spin(http_config.spin);
         inner
@@ -347,6 +350,12 @@ impl PyServer {
     #[getter]
     fn running(&self) -> bool {
         !self.handle.is_finished()
+    }
+
+    /// Calls the grace period cut off: still running when it ended, their clients unanswered.
+    #[getter]
+    fn dropped_calls(&self) -> usize {
+        self.handle.dropped_calls()
     }
 
     /// Begin a graceful shutdown and return at once (safe in a signal handler).

@@ -39,6 +39,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    given = sys.argv[1:] if argv is None else list(argv)
+    if next((a for a in given if not a.startswith("-")), None) == "serve":
+        from .._signals import remember_early
+
+        # Before the parser and the serving modules load: a SIGTERM from now on stops the
+        # server cleanly instead of killing the process.
+        remember_early()
     args = _parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)

@@ -14,8 +14,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="serve a bundle over HTTP",
         description="Serve the bundle's function over HTTP: POST /call, "
         "POST /v1/models/NAME:predict (KServe v1), GET /healthz, /readyz, /metrics, "
-        "/openapi.json and / (a page to try it). SIGTERM or SIGINT drains in-flight calls "
-        "and exits 0. Every option can also be set by its environment variable; a flag wins.",
+        "/openapi.json and / (a page to try it). SIGTERM, SIGINT or SIGHUP drains in-flight "
+        "calls and exits 0 (1 if the grace period cut calls off). Every option can also be set "
+        "by its environment variable; a flag wins.",
     )
     serve.add_argument("bundle", metavar="BUNDLE")
     ServeConfig.add_arguments(serve)

@@ -134,6 +134,24 @@ def _host(value: Any, label: str) -> str:
     raise UsageError(f"{label} `{value}` is not an address; use e.g. `127.0.0.1` or `0.0.0.0`")
 
 
+def _host_names(value: Any, label: str) -> str:
+    # Comma-separated, so that it is one flag and one environment variable like the others.
+    if isinstance(value, (list, tuple)):
+        value = ",".join(str(v) for v in value)
+    if isinstance(value, str):
+        names = [n.strip() for n in value.split(",") if n.strip()]
+        bad = [
+            n for n in names if not re.fullmatch(r"[A-Za-z0-9._\-]+(:\d+)?|\[[0-9A-Fa-f:.]+\]", n)
+        ]
+        if not bad:
+            return ",".join(names)
+        value = bad[0]
+    raise UsageError(
+        f"{label} `{value}` is not a host name; give names like `api.example` or "
+        "`api.example,10.0.0.5`, separated by commas"
+    )
+
+
 def _log_format(value: Any, label: str) -> str:
     if value in ("text", "json"):
         return str(value)
@@ -208,6 +226,14 @@ class ServeConfig:
         _seconds,
         "a request body must arrive within this; slower clients get a 408",
         metavar="SECONDS",
+    )
+    allow_host: str = _option(
+        "",
+        _host_names,
+        "on a loopback bind, `Host` names answered beside the loopback ones (comma-separated); "
+        "other binds answer any `Host`",
+        metavar="NAMES",
+        shown="loopback names only",
     )
     log_format: str = _option("text", _log_format, "`text` or `json`", metavar="FORMAT")
     access_log: bool = _option(False, _switch, "log one line per request")

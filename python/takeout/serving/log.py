@@ -22,6 +22,9 @@ class Log:
     def warning(self, msg: str, **fields: Any) -> None:
         self._emit("warning", msg, fields)
 
+    def error(self, msg: str, **fields: Any) -> None:
+        self._emit("error", msg, fields)
+
     def _emit(self, level: str, msg: str, fields: dict[str, Any]) -> None:
         now = time.time()
         ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
@@ -35,5 +38,9 @@ class Log:
                 text = str(v)
                 parts.append(f"{k}={json.dumps(text) if (' ' in text or not text) else text}")
             line = " ".join(parts)
-        sys.stderr.write(line + "\n")
-        sys.stderr.flush()
+        try:
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            # The function closed fd 2: a lost log line must not turn a clean stop into an error.
+            pass

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import Any, Callable, Optional
 
 from .._names import bundle_name
@@ -15,7 +16,7 @@ from .log import Log
 from .signals import on_signals
 from .supervisor import Supervisor
 
-__all__ = ["describe", "limit_blas_threads", "run"]
+__all__ = ["describe", "exit_dropped", "limit_blas_threads", "run"]
 
 
 def limit_blas_threads(config: ServeConfig) -> None:
@@ -85,12 +86,29 @@ def run(
             log.info("serving", name=app.name, url=server.url, workers=1, pid=os.getpid())
             _log_blas(log)
             server.wait()
+        if server.dropped_calls:
+            exit_dropped(log, app.name, server.dropped_calls, config.grace)
         log.info("stopped", name=app.name)
         return None
     supervisor = Supervisor(app, config, log)
     _log_blas(log)
     supervisor.run()
     return None
+
+
+def exit_dropped(log: Log, name: str, dropped: int, grace: float) -> None:
+    """Exit 1 after a grace period that cut calls off: an orchestrator must see that answers
+    were lost. `_exit`, because those calls still run on threads that the interpreter's
+    shutdown would abort under."""
+    log.error(
+        "the grace period ended with calls still running; they were dropped",
+        name=name,
+        calls_dropped=dropped,
+        grace_s=grace,
+    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
 
 
 def describe(fn: Callable[..., Any]) -> tuple[Callable[..., Any], dict[str, Any]]:

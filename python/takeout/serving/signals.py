@@ -1,4 +1,6 @@
-"""SIGTERM and SIGINT for the serving processes: the first drains, a second exits at once."""
+"""SIGTERM, SIGINT and SIGHUP for the serving processes: the first drains, a second exits at
+once. SIGHUP is SIGTERM here: its default action would kill a worker with its calls in flight,
+and a server has no terminal to reload for."""
 
 from __future__ import annotations
 
@@ -6,13 +8,13 @@ import os
 import signal
 from typing import Any, Callable
 
-__all__ = ["SIGNALS", "on_signals"]
+from .._signals import SIGNALS, take_early
 
-SIGNALS = (signal.SIGTERM, signal.SIGINT)
+__all__ = ["SIGNALS", "on_signals", "take_early"]
 
 
 class on_signals:
-    """SIGTERM/SIGINT call `stop()` once; a second signal exits at once."""
+    """SIGTERM/SIGINT/SIGHUP call `stop()` once; a second signal exits at once."""
 
     def __init__(self, stop: Callable[[], None]) -> None:
         self.stop = stop
@@ -28,6 +30,8 @@ class on_signals:
     def __enter__(self) -> on_signals:
         for sig in SIGNALS:
             self.previous[sig] = signal.signal(sig, self.handle)
+        for early in take_early()[:1]:
+            self.handle(early, None)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import ServeError
 from .config import ServeConfig
 from .log import Log
-from .signals import SIGNALS, on_signals
+from .signals import SIGNALS, on_signals, take_early
 
 __all__ = ["Supervisor"]
 
@@ -35,6 +35,8 @@ class Supervisor:
         self.due: dict[int, float] = {}
         self.stopping = False
         self.deadline = 0.0
+        # Workers that exited other than cleanly once asked to stop (dropped calls, killed).
+        self.unclean = 0
         # Bound but never listening: it holds the port (and resolves port 0) without taking
         # any connection, which only listening sockets of the group receive.
         self.reserve = _reserve(config.host, config.port)
@@ -42,6 +44,8 @@ class Supervisor:
 
     def run(self) -> None:
         previous = {sig: signal.signal(sig, self._on_signal) for sig in SIGNALS}
+        for early in take_early()[:1]:
+            self._on_signal(early, None)
         try:
             host = self.config.host
             host = f"[{host}]" if ":" in host else host
@@ -59,6 +63,11 @@ class Supervisor:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self.reserve.close()
+        if self.unclean:
+            raise ServeError(
+                f"`{self.unclean}` worker(s) did not stop cleanly within the grace period of "
+                f"{self.grace:g} s, so calls were lost; raise `--grace` if calls take that long"
+            )
         self.log.info("stopped", name=self.app.name)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -104,6 +113,8 @@ class Supervisor:
                 continue
             dead = self.children.pop(pid, -1)
             lived = now - self.born.pop(pid, now)
+            if dead >= 0 and self.stopping and status != 0:
+                self.unclean += 1
             if dead < 0 or self.stopping:
                 continue
             slot = dead
@@ -134,6 +145,10 @@ def _worker(app: Any, slot: int, config: ServeConfig, parent: int) -> None:
         with on_signals(server.shutdown):
             signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
             server.wait()
+        if server.dropped_calls:
+            from .process import exit_dropped
+
+            exit_dropped(Log(config.log_format), app.name, server.dropped_calls, config.grace)
         code = 0
     except BaseException as err:
         print(f"takeout: worker {os.getpid()} failed: {err}", file=sys.stderr)

@@ -6,6 +6,7 @@
 use std::convert::Infallible;
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -13,7 +14,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{
+    HeaderValue, ACCEPT, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST,
+};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, StatusCode};
@@ -23,6 +26,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 
+use super::host::Hosts;
 use super::{ApiError, CallError, Head, Invoke, Outcome, Response, Service, Start, Step};
 
 #[derive(Debug, Clone)]
@@ -38,6 +42,8 @@ pub struct Config {
     /// Poll briefly for a lone call's outcome instead of parking; worth it only with a core
     /// to spare.
     pub spin: bool,
+    /// The `Host` values answered (`None`: any); see [`Hosts::for_bind`].
+    pub hosts: Option<Hosts>,
 }
 
 impl Default for Config {
@@ -48,6 +54,7 @@ impl Default for Config {
             body_timeout: Duration::from_secs(30),
             grace: Duration::from_secs(30),
             spin: true,
+            hosts: None,
         }
     }
 }
@@ -90,6 +97,7 @@ pub struct ServerHandle {
     stop: watch::Sender<bool>,
     done: Arc<(Mutex<bool>, Condvar)>,
     thread: Mutex<Option<thread::JoinHandle<()>>>,
+    dropped: Arc<AtomicUsize>,
 }
 
 impl ServerHandle {
@@ -140,6 +148,11 @@ impl ServerHandle {
         true
     }
 
+    /// Calls still running when the grace period ended (their clients got no answer).
+    pub fn dropped_calls(&self) -> usize {
+        self.dropped.load(Ordering::Acquire)
+    }
+
     pub fn is_finished(&self) -> bool {
         *self
             .done
@@ -170,13 +183,16 @@ pub fn spawn(
         config,
     });
     let finished = done.clone();
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let dropped_in = dropped.clone();
     let log = state.service.log().clone();
+    log.start();
     let thread = thread::Builder::new()
         .name("takeout-server".into())
         .spawn(move || {
             let result = runtime.block_on(async move {
                 let listener = TcpListener::from_std(listener)?;
-                serve(listener, state, stop_rx).await;
+                serve(listener, state, stop_rx, &dropped_in).await;
                 Ok::<(), io::Error>(())
             });
             // Calls still running in Python must not hold the process: let them go.
@@ -184,6 +200,8 @@ pub fn spawn(
             if let Err(err) = result {
                 log.error("server stopped", &[("error", err.to_string().into())]);
             }
+            // The process may exit as soon as `wait` returns: the last lines first.
+            log.flush(Duration::from_secs(1));
             let (lock, cvar) = &*finished;
             *lock
                 .lock()
@@ -195,10 +213,16 @@ pub fn spawn(
         stop,
         done,
         thread: Mutex::new(Some(thread)),
+        dropped,
     })
 }
 
-async fn serve(listener: TcpListener, state: Arc<State>, mut stop: watch::Receiver<bool>) {
+async fn serve(
+    listener: TcpListener,
+    state: Arc<State>,
+    mut stop: watch::Receiver<bool>,
+    dropped: &AtomicUsize,
+) {
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     builder
@@ -244,9 +268,11 @@ async fn serve(listener: TcpListener, state: Arc<State>, mut stop: watch::Receiv
         .await
         .is_err()
     {
+        let lost = state.service.calls_in_flight();
+        dropped.store(lost, Ordering::Release);
         state.service.log().warn(
             "grace period over; closing the remaining connections",
-            &[("calls_in_flight", state.service.calls_in_flight().into())],
+            &[("calls_dropped", lost.into())],
         );
     }
 }
@@ -259,6 +285,21 @@ async fn handle(
     let service = &state.service;
     let _in_flight = service.enter();
     let (parts, body) = req.into_parts();
+    if let Some(hosts) = &state.config.hosts {
+        let host = parts.headers.get(HOST).map(HeaderValue::as_bytes);
+        if !hosts.allows(host) {
+            let r = service.refuse(
+                ApiError::host_not_allowed(host.unwrap_or_default()),
+                started,
+            );
+            let head = Head {
+                method: parts.method.as_str(),
+                path: parts.uri.path(),
+                ..Head::default()
+            };
+            return Ok(finish(&state, &head, r, started));
+        }
+    }
     let head = Head {
         method: parts.method.as_str(),
         path: parts.uri.path(),

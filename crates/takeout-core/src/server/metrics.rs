@@ -136,6 +136,7 @@ pub(crate) struct Block {
     in_flight: AtomicI64,
     calls: AtomicU64,
     errors: [ErrorSlot; ERROR_SLOTS],
+    log_dropped: AtomicU64,
 }
 
 #[cfg(test)]
@@ -253,6 +254,11 @@ impl Metrics {
         h.count.fetch_add(1, Relaxed);
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         h.sum_nanos.fetch_add(nanos, Relaxed);
+    }
+
+    /// A log line found the queue full (stderr not read fast enough) and was dropped.
+    pub(crate) fn log_line_dropped(&self) {
+        self.block().log_dropped.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn called(&self, n: usize) {
@@ -415,6 +421,20 @@ impl Metrics {
                 "takeout_function_calls_total{} {}",
                 alone(worker),
                 block.calls.load(Relaxed)
+            );
+        }
+        family(
+            &mut out,
+            "takeout_log_lines_dropped_total",
+            "counter",
+            "Log lines dropped because stderr was not read fast enough.",
+        );
+        for (worker, block) in &labelled {
+            let _ = writeln!(
+                out,
+                "takeout_log_lines_dropped_total{} {}",
+                alone(worker),
+                block.log_dropped.load(Relaxed)
             );
         }
         family(

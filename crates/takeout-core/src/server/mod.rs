@@ -4,6 +4,7 @@
 //! [`Invoke`], so everything here is tested without an interpreter.
 
 mod bind;
+pub mod host;
 pub mod http;
 pub mod json;
 mod kserve_v2;

@@ -161,6 +161,19 @@ impl ApiError {
         .with_header("retry-after", "1")
     }
 
+    pub fn host_not_allowed(host: &[u8]) -> Self {
+        let host = String::from_utf8_lossy(host);
+        Self::new(
+            403,
+            "host_not_allowed",
+            format!(
+                "this server is bound to loopback and does not answer for the `Host` `{host}`; \
+                 add the name with `--allow-host` if it is yours"
+            ),
+        )
+        .closing()
+    }
+
     pub fn draining() -> Self {
         Self::new(503, "shutting_down", "the server is shutting down")
             .with_header("retry-after", "1")

@@ -174,9 +174,9 @@ pub struct Service {
     sig: Params,
     opts: Options,
     binder: Binder,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
     openapi: Vec<u8>,
-    page: Vec<u8>,
+    page: page::Page,
     predict_path: String,
     model_path: String,
     v2: kserve_v2::Model,
@@ -200,9 +200,11 @@ impl Service {
         let openapi = serde_json::to_vec(&doc).expect("a JSON value serialises");
         let page = page::render(&sig, &predict_path, token.is_some());
         let expected_auth = token.map(|t| format!("Bearer {t}").into_bytes());
+        let metrics = Arc::new(Metrics::new(&predict_path, &model_path, opts.workers));
+        log.count_drops_in(metrics.clone());
         Ok(Self {
             v2: kserve_v2::Model::new(&sig),
-            metrics: Metrics::new(&predict_path, &model_path, opts.workers),
+            metrics,
             sig,
             binder,
             openapi,
@@ -345,8 +347,11 @@ impl Service {
             Route::Index => Response {
                 status: 200,
                 content_type: response::HTML,
-                body: self.page.clone(),
-                headers: Vec::new(),
+                body: self.page.body.clone(),
+                headers: vec![
+                    ("content-security-policy", self.page.csp.clone()),
+                    ("x-content-type-options", "nosniff".into()),
+                ],
                 close: false,
             },
         };
@@ -554,6 +559,11 @@ impl Service {
             &[("timeout_s", self.opts.timeout.as_secs_f64().into())],
         );
         self.fail(ticket.route.label(), err, ticket.started)
+    }
+
+    /// A request the transport refuses from its head alone (a `Host` it does not answer for).
+    pub fn refuse(&self, err: ApiError, started: Instant) -> Response {
+        self.fail(RouteLabel::Other, err, started)
     }
 
     /// Errors only a transport sees (a body too large while streaming, a body too slow).

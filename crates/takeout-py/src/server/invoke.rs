@@ -48,7 +48,8 @@ impl PyInvoker {
     /// Start the threads now rather than on the first call.
     pub(crate) fn start(&self) -> std::io::Result<()> {
         let shared = self.shared.clone();
-        let run: Run<Gil, Task> = Arc::new(move |py, task| run(py, &shared, task));
+        let owner = std::process::id();
+        let run: Run<Gil, Task> = Arc::new(move |py, task| run(py, &shared, task, owner));
         self.pool.start(&run)
     }
 
@@ -79,7 +80,7 @@ impl Invoke for PyInvoker {
     }
 }
 
-fn run(py: Python<'_>, shared: &Shared, task: Task) {
+fn run(py: Python<'_>, shared: &Shared, task: Task, owner: u32) {
     let Task { calls, reply } = task;
     if reply.abandoned() {
         // Timed out while queued: nobody will read the result.
@@ -89,7 +90,16 @@ fn run(py: Python<'_>, shared: &Shared, task: Task) {
     let mut done: Vec<Option<Vec<u8>>> = Vec::with_capacity(calls.len());
     let mut pending = Vec::new();
     for (i, args) in calls.iter().enumerate() {
-        let result = match call(py, function, args) {
+        let result = call(py, function, args);
+        if std::process::id() != owner {
+            // The function forked and this is the child coming back: it must not answer, nor
+            // live on holding the listening socket and the clients' connections. `os._exit`,
+            // not `exit`: the parent's atexit handlers and buffers are not the child's to run.
+            let _ = py
+                .import(intern!(py, "os"))
+                .and_then(|os| os.call_method1(intern!(py, "_exit"), (0,)));
+        }
+        let result = match result {
             Ok(result) => result,
             Err(err) => return reply.send(Err(raised(py, &err, shared.debug))),
         };
