@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 from . import _core, _env, _markers
-from ._names import clip
+from ._names import clip, first_informative_line
 from .errors import NotebookError, TakeoutError
 from .report import ModuleInfo, Provider, Report, group_modules, in_report_order
 
@@ -319,15 +319,6 @@ def _cell_error(cell: _core.SlicedCell, count: Optional[int], error: dict[str, A
     text = source[line - 1].strip() if 0 < line <= len(source) else ""
     shown = f" (`{clip(text)}`)" if text else ""
     return f"cell {cell.number}, line {line}{shown}: {what}"
-
-
-def first_informative_line(text: str) -> str:
-    """The first line of a message that says something: nltk's resource errors start with a
-    line of asterisks, others with a blank line."""
-    lines = [line.strip() for line in text.strip().splitlines()]
-    return next(
-        (line for line in lines if any(c.isalnum() for c in line)), lines[0] if lines else ""
-    )
 
 
 def _error_line(traceback: Sequence[str], count: Optional[int]) -> Optional[int]:
