@@ -76,3 +76,30 @@ def test_printing_and_a_library_warning_in_the_kernel_add_no_requirement(tmp_pat
 
     assert requirements("predict", "[1.0]") == ["numpy", "scikit-learn"]
     assert requirements("shout", "[1]") == []
+
+
+def test_a_random_simulation_packs_with_a_shape_check_and_verifies(tmp_path: Path) -> None:
+    nb = write_notebook(
+        tmp_path / "sim.ipynb",
+        "import numpy as np\nrng = np.random.default_rng()",
+        "def simulate(n):\n    return rng.normal(size=(n, 2)).round(6).tolist()",
+    )
+    out = cli(
+        "pack",
+        str(nb),
+        "simulate",
+        "--example",
+        "[3]",
+        "--example-check",
+        "shape",
+        "--json",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["manifest"]["examples"][0]["check"] == "shape"
+    out = cli("verify", "simulate.takeout", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "example 1: ok (same shape: its result varies)" in out.stdout
+    out = cli("pack", str(nb), "simulate", "--example-check", "close", cwd=tmp_path)
+    assert out.returncode == 2
+    assert "--example-check: invalid choice: 'close'" in out.stderr

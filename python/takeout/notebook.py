@@ -388,6 +388,7 @@ def _kernel_action(action: str, options: dict[str, Any]) -> dict[str, Any]:
         require=require,
         exclude=exclude,
         overwrite=options.get("overwrite", False),
+        example_check=options.get("example_check"),
     )
     return {"path": str(bundle.path), "manifest": bundle.manifest}
 
@@ -466,8 +467,10 @@ def pack_notebook(
     progress: Progress = _silent,
     state_end: bool = False,
     cell: Optional[int] = None,
+    example_check: Optional[str] = None,
 ) -> dict[str, Any]:
-    """Run the slice of `function` in a kernel and `takeout.pack` it there.
+    """Run the slice of `function` in a kernel and `takeout.pack` it there (`example_check`
+    as in `takeout.pack`).
 
     `bundle` is the bundle directory (default `./NAME.takeout`, relative to the current
     directory, not the notebook's). Returns `{"path", "manifest", "cells", "seconds", ...}`.
@@ -488,6 +491,7 @@ def pack_notebook(
         "require": list(require),
         "exclude": list(exclude),
         "overwrite": overwrite,
+        "example_check": example_check,
     }
     with _kernel_for(sliced, path, kernel, progress) as k:
         ran = run_slice(k, sliced, progress)
