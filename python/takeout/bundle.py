@@ -170,7 +170,7 @@ def _pack(
             manifest["signature"] = _core().sign_manifest(text, key)
             text = json.dumps(manifest, indent=2, ensure_ascii=False)
         (tmp / _runtime.MANIFEST).write_text(text + "\n", encoding="utf-8")
-        _replace(tmp, target, overwrite)
+        move_into_place(tmp, target, overwrite)
     except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(err, OSError):
@@ -275,7 +275,7 @@ def check_target(target: Path, overwrite: bool) -> None:
         )
 
 
-def _replace(tmp: Path, target: Path, overwrite: bool) -> None:
+def move_into_place(tmp: Path, target: Path, overwrite: bool) -> None:
     """Move the finished bundle into place; an old bundle is moved aside first and removed
     only once the new one is there. Without `overwrite` the place is claimed with a mkdir,
     which fails if anything got there since the first check (another pack, say): a rename
@@ -288,7 +288,7 @@ def _replace(tmp: Path, target: Path, overwrite: bool) -> None:
             os.mkdir(target)
         except FileExistsError:
             raise UsageError(
-                f"`{target}` already exists (written while this pack ran); pass "
+                f"`{target}` already exists (written while this ran); pass "
                 "overwrite=True (or --force) to replace it, or choose another path"
             ) from None
         try:

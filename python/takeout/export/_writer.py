@@ -61,7 +61,7 @@ def writing(target: Path, force: bool) -> Iterator[Output]:
     without an error, write its marker and move the directory into place (an old export is
     moved aside first and removed only once the new one is there). On an error, nothing is
     left behind."""
-    from ..bundle import _replace  # the bundle writer's swap: the same move-aside contract
+    from ..bundle import move_into_place  # the bundle writer's swap: the same contract
 
     check_target(target, force)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -74,7 +74,7 @@ def writing(target: Path, force: bool) -> Iterator[Output]:
         write_text(tmp / MARKER, text + "\n")
         _fix_times(tmp)
         check_target(target, force)  # something may have appeared there meanwhile
-        _replace(tmp, target)
+        move_into_place(tmp, target, force)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -364,7 +364,7 @@ impl Forward<'_> {
                 }
             },
             Callee::Method { root, method } => {
-                self.method_call(Some(root), method, call, local, out)
+                self.method_call(Some(root), method, call, local, out);
             }
             Callee::Other => {}
         }

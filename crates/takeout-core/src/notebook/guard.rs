@@ -62,7 +62,7 @@ pub(crate) fn bracket_too_deep(text: &str, limit: u32) -> Option<usize> {
 /// descending at the limit, so it is bounded however deep the tree is.
 pub(crate) fn too_deep(body: &[Stmt], limit: u32) -> Option<usize> {
     let mut depth = Depth {
-        depth: 0,
+        level: 0,
         limit,
         at: None,
     };
@@ -71,7 +71,7 @@ pub(crate) fn too_deep(body: &[Stmt], limit: u32) -> Option<usize> {
 }
 
 struct Depth {
-    depth: u32,
+    level: u32,
     limit: u32,
     at: Option<usize>,
 }
@@ -81,11 +81,11 @@ impl Depth {
         if self.at.is_some() {
             return false;
         }
-        if self.depth >= self.limit {
+        if self.level >= self.limit {
             self.at = Some(offset);
             return false;
         }
-        self.depth += 1;
+        self.level += 1;
         true
     }
 }
@@ -94,14 +94,14 @@ impl<'a> Visitor<'a> for Depth {
     fn visit_stmt(&mut self, stmt: &'a Stmt) {
         if self.enter(stmt.start().to_usize()) {
             visitor::walk_stmt(self, stmt);
-            self.depth -= 1;
+            self.level -= 1;
         }
     }
 
     fn visit_expr(&mut self, expr: &'a Expr) {
         if self.enter(expr.start().to_usize()) {
             visitor::walk_expr(self, expr);
-            self.depth -= 1;
+            self.level -= 1;
         }
     }
 }
