@@ -625,7 +625,7 @@ def same(got: Any, want: Any, rel: float = 1e-6, abs_: float = 1e-9) -> bool:
 EXAMPLE_CHECKS = ("exact", "shape", "type")
 
 
-def _kind(value: Any) -> str:
+def _json_kind(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         return repr(value) if value is None else "bool"
     if isinstance(value, (int, float)):
@@ -637,7 +637,7 @@ def matches(got: Any, want: Any, check: str = "exact") -> bool:
     """`got` passes the example check `check` against the recorded `want`."""
     if check == "exact":
         return same(got, want)
-    if _kind(got) != _kind(want):
+    if _json_kind(got) != _json_kind(want):
         return False
     if check == "type":
         return True
