@@ -1,6 +1,7 @@
 """Notebooks: how fast the slicer is, and what slicing saves when packing from a file.
 
     .venv/bin/python bench/notebook.py [--json] [--repeat 25] [--runs 2] [--sleep 5]
+        [--demo-seconds 60] [--no-expensive] [--no-pack]
 
 1. Parse + slice (Rust, `takeout._core.slice_notebook`: JSON, ruff's parser in IPython mode,
    scopes, the forward and backward passes) of a generated 500-cell notebook that looks like
@@ -13,8 +14,14 @@
    nbclient (what "Run All" costs before anyone can pack), and `takeout pack --all-cells`.
    Each includes its kernel's start-up. Medians of `--runs` runs.
 
-Target (issue: notebooks): parse + slice of 500 cells ≤ 50 ms. Tables go to stdout, progress
-to stderr; `--json` prints the raw figures instead.
+3. A solver notebook whose demo, test and timing cells (`print(solve(puzzle))`, `assert
+   solve(puzzle) == ...`, `timeit`) call the function for `--demo-seconds` in all: wall time
+   of `takeout pack NOTEBOOK solve` against `takeout pack` of a notebook holding only the
+   cells the function needs (the anchor, same kernel start-up and pack). Every cell once with
+   nbclient, for scale.
+
+Targets (issue: notebooks): parse + slice of 500 cells ≤ 50 ms; case 3 ≤ 1.2× its anchor.
+Tables go to stdout, progress to stderr; `--json` prints the raw figures instead.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from _util import log, median_time, table
 
 TAKEOUT = [sys.executable, "-m", "takeout.cli"]
 TARGET_SLICE_MS = 50.0
+TARGET_DEMO_RATIO = 1.2
 
 
 def notebook_json(cells: list[str]) -> str:
@@ -145,47 +153,48 @@ def expensive_notebook(sleep: float) -> list[str]:
     ]
 
 
-def run_pack(runs: int, sleep: float) -> dict[str, Any]:
+def pack_seconds(path: Path, function: str, bundle: Path, *extra: str) -> float:
+    """Wall time of `takeout pack` from the shell, kernel start-up included."""
+    start = time.perf_counter()
+    out = subprocess.run(
+        [*TAKEOUT, "pack", str(path), function, "-o", str(bundle), "--force", *extra],
+        capture_output=True,
+        text=True,
+        cwd=path.parent,
+    )
+    seconds = time.perf_counter() - start
+    if out.returncode != 0:
+        raise SystemExit(f"takeout pack failed: {out.stderr.strip().splitlines()[-1]}")
+    return seconds
+
+
+def run_all_seconds(path: Path) -> float:
+    """Wall time of executing every cell with nbclient (what "Run All" costs)."""
     import nbformat
     from nbclient import NotebookClient
 
+    nb = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
+    NotebookClient(
+        nb,
+        kernel_name="python3",
+        timeout=600,
+        resources={"metadata": {"path": str(path.parent)}},
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
+    ).execute()
+    return time.perf_counter() - start
+
+
+def run_pack(runs: int, sleep: float) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="takeout-bench-nb-"))
     path = work / "expensive.ipynb"
     path.write_text(notebook_json(expensive_notebook(sleep)), encoding="utf-8")
 
     def pack(*extra: str) -> float:
-        start = time.perf_counter()
-        out = subprocess.run(
-            [
-                *TAKEOUT,
-                "pack",
-                str(path),
-                "predict",
-                "-o",
-                str(work / "p.takeout"),
-                "--force",
-                *extra,
-            ],
-            capture_output=True,
-            text=True,
-            cwd=work,
-        )
-        seconds = time.perf_counter() - start
-        if out.returncode != 0:
-            raise SystemExit(f"takeout pack failed: {out.stderr.strip().splitlines()[-1]}")
-        return seconds
+        return pack_seconds(path, "predict", work / "p.takeout", *extra)
 
     def run_all() -> float:
-        nb = nbformat.read(path, as_version=4)
-        start = time.perf_counter()
-        NotebookClient(
-            nb,
-            kernel_name="python3",
-            timeout=600,
-            resources={"metadata": {"path": str(work)}},
-            extra_arguments=["--IPKernelApp.log_level=ERROR"],
-        ).execute()
-        return time.perf_counter() - start
+        return run_all_seconds(path)
 
     results: dict[str, list[float]] = {"pack": [], "run_all": [], "pack_all_cells": []}
     for r in range(runs):
@@ -203,6 +212,64 @@ def run_pack(runs: int, sleep: float) -> dict[str, Any]:
         "kept_cells": [c.number for c in sliced.cells],
         "total_cells": sliced.total_cells,
         **{f"{k}_s": statistics.median(v) for k, v in results.items()},
+        "samples": results,
+    }
+
+
+# ── 3. demo, test and timing cells of the function itself ─────────────────────────────────
+
+
+def demo_notebook(seconds: float) -> tuple[list[str], list[str]]:
+    """A solver notebook, as puzzle notebooks are written: the cells the function needs, and
+    the same notebook with demo, test and timing cells calling it for `seconds` in all. Each
+    of those only uses `solve` and `puzzle`, so the slice leaves them out."""
+    third = seconds / 3
+    needed = [
+        "import itertools\nimport time\nimport timeit",
+        "def score(order):\n    return sum(i * v for i, v in enumerate(order))",
+        "def solve(items):\n    return max(itertools.permutations(items), key=score)",
+    ]
+    demos = [
+        f"_end = time.time() + {third:.1f}\nwhile time.time() < _end:\n"
+        "    answer = solve(puzzle)\nprint(answer)",
+        f"_end = time.time() + {third:.1f}\nwhile time.time() < _end:\n"
+        "    assert solve(puzzle) == tuple(sorted(puzzle)), 'sorted order scores best'",
+        f"_end, times = time.time() + {third:.1f}, []\nwhile time.time() < _end:\n"
+        "    times.append(timeit.timeit(lambda: solve(puzzle), number=1))\nprint(min(times))",
+    ]
+    puzzle = "puzzle = list(range(2, 9))"
+    full = [needed[0], puzzle, needed[1], needed[2], demos[0], "solve([3, 1, 2])", *demos[1:]]
+    return needed, full
+
+
+def run_demo(runs: int, seconds: float) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="takeout-bench-demo-"))
+    needed, full = demo_notebook(seconds)
+    needed_path, full_path = work / "needed.ipynb", work / "demos.ipynb"
+    needed_path.write_text(notebook_json(needed), encoding="utf-8")
+    full_path.write_text(notebook_json(full), encoding="utf-8")
+    example = ["--example", "[[3, 1, 2]]"]
+    results: dict[str, list[float]] = {"pack_needed": [], "pack_demos": []}
+    for r in range(runs):
+        log(f"  run {r + 1}/{runs}: takeout pack of the needed cells alone")
+        results["pack_needed"].append(
+            pack_seconds(needed_path, "solve", work / "n.takeout", *example)
+        )
+        log(f"  run {r + 1}/{runs}: takeout pack of the notebook with its demo cells")
+        results["pack_demos"].append(pack_seconds(full_path, "solve", work / "d.takeout", *example))
+    log("  once: nbclient, every cell of the notebook with its demo cells")
+    from takeout import _core
+
+    sliced = _core.slice_notebook(full_path.read_text(), "solve", "demos.ipynb")
+    medians = {f"{k}_s": statistics.median(v) for k, v in results.items()}
+    return {
+        "demo_s": seconds,
+        "kept_cells": [c.number for c in sliced.cells],
+        "total_cells": sliced.total_cells,
+        "run_all_s": run_all_seconds(full_path),
+        **medians,
+        "ratio": medians["pack_demos_s"] / medians["pack_needed_s"],
+        "target_ratio": TARGET_DEMO_RATIO,
         "samples": results,
     }
 
@@ -264,6 +331,31 @@ def print_report(data: dict[str, Any]) -> None:
                 ],
             )
         )
+    d = data.get("demo")
+    if d:
+        verdict = "PASS" if d["ratio"] <= d["target_ratio"] else "FAIL"
+        print(
+            f"\n3. A solver with demo, test and timing cells ({d['demo_s']:.0f} s of calls); the "
+            f"slice runs cells {d['kept_cells']} of {d['total_cells']}"
+        )
+        print(
+            numbers_table(
+                ["what (kernel start-up included)", "median", "vs the needed cells alone"],
+                [
+                    [
+                        "takeout pack of a notebook of the needed cells",
+                        f"{d['pack_needed_s']:.1f} s",
+                        "1.00×",
+                    ],
+                    [
+                        "takeout pack of the notebook with its demo cells",
+                        f"{d['pack_demos_s']:.1f} s",
+                        f"{d['ratio']:.2f}× (goal ≤ {d['target_ratio']}×) {verdict}",
+                    ],
+                    ["nbclient: execute every cell (no pack), once", f"{d['run_all_s']:.1f} s", ""],
+                ],
+            )
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -273,13 +365,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=2, help="runs of each packing variant")
     parser.add_argument("--sleep", type=float, default=5.0, help="seconds of the waiting cell")
     parser.add_argument("--no-pack", action="store_true", help="only time the slicer")
+    parser.add_argument("--no-expensive", action="store_true", help="skip case 2")
+    parser.add_argument(
+        "--demo-seconds", type=float, default=60.0, help="seconds of demo/test/timing calls (3.)"
+    )
     args = parser.parse_args(argv)
 
     log("1. slicing a 500-cell notebook")
     data: dict[str, Any] = {"slice": run_slice(args.repeat)}
     if not args.no_pack:
-        log("2. packing from a file vs running every cell")
-        data["pack"] = run_pack(args.runs, args.sleep)
+        if not args.no_expensive:
+            log("2. packing from a file vs running every cell")
+            data["pack"] = run_pack(args.runs, args.sleep)
+        log("3. packing a function with its demo cells vs the needed cells alone")
+        data["demo"] = run_demo(args.runs, args.demo_seconds)
     if args.json:
         print(json.dumps(data, indent=2))
     else:

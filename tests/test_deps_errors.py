@@ -161,3 +161,24 @@ def test_one_mistake_is_one_exception_from_deps_and_pack(
     # A usage mistake: the CLI exits 2 for it (1 is a failed check).
     assert isinstance(raised.value, UsageError)
     assert not (tmp_path / "b.takeout").exists()
+
+
+def test_an_example_error_shows_its_first_informative_line() -> None:
+    # nltk's resource errors open with a line of asterisks.
+    def tokenize(text: str) -> list[str]:
+        raise LookupError("\n" + "*" * 70 + "\n  Resource punkt not found.\n" + "*" * 70)
+
+    with pytest.raises(ExampleError) as err:
+        takeout.deps(tokenize, examples=[("a b",)])
+    assert "example 1 raised LookupError: Resource punkt not found.; " in str(err.value)
+
+
+def test_a_namedtuple_a_library_makes_is_part_of_that_library() -> None:
+    import numpy as np
+
+    def singular_values(rows: list[list[float]]) -> list[float]:
+        return [float(s) for s in np.linalg.svd(np.array(rows)).S]
+
+    report = takeout.deps(singular_values, examples=[([[1.0, 0.0], [0.0, 2.0]],)])
+    assert not [w for w in report.warnings if "namedtuple" in w], report.warnings
+    assert [r.split("==")[0] for r in report.requirements] == ["numpy"]

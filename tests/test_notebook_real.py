@@ -3,6 +3,7 @@ installed, an earlier definition chosen, the binding a function was written agai
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +55,51 @@ def test_a_missing_kernel_falls_back_to_this_interpreter_and_an_earlier_definiti
     # The binding before the definition (K = 2), not the notebook's last one.
     assert takeout.load(tmp_path / "area.takeout")(1.0) == round(3.141592653589793, 6)
     assert "cell 3 rebinds or changes `K`" in out.stderr
+
+
+def test_printing_and_a_library_warning_in_the_kernel_add_no_requirement(tmp_path: Path) -> None:
+    nb = write_notebook(
+        tmp_path / "w.ipynb",
+        "import pandas as pd\nfrom sklearn.linear_model import LinearRegression",
+        "frame = pd.DataFrame({'a': [0.0, 1.0, 2.0, 3.0]})\n"
+        "model = LinearRegression().fit(frame, [1.0, 3.0, 5.0, 7.0])",
+        "def shout(x):\n    print('got', x)\n    return x + 1",
+        # Fitted on named columns, called with an array: scikit-learn warns about feature names.
+        "def predict(x):\n    return round(float(model.predict([[x]])[0]), 6)",
+    )
+
+    def requirements(function: str, example: str) -> list[str]:
+        out = cli("pack", str(nb), function, "--example", example, "--json", cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        manifest = json.loads(out.stdout)["manifest"]
+        return sorted(r["name"] for r in manifest["requirements"])
+
+    assert requirements("predict", "[1.0]") == ["numpy", "scikit-learn"]
+    assert requirements("shout", "[1]") == []
+
+
+def test_a_random_simulation_packs_with_a_shape_check_and_verifies(tmp_path: Path) -> None:
+    nb = write_notebook(
+        tmp_path / "sim.ipynb",
+        "import numpy as np\nrng = np.random.default_rng()",
+        "def simulate(n):\n    return rng.normal(size=(n, 2)).round(6).tolist()",
+    )
+    out = cli(
+        "pack",
+        str(nb),
+        "simulate",
+        "--example",
+        "[3]",
+        "--example-check",
+        "shape",
+        "--json",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["manifest"]["examples"][0]["check"] == "shape"
+    out = cli("verify", "simulate.takeout", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "example 1: ok (same shape: its result varies)" in out.stdout
+    out = cli("pack", str(nb), "simulate", "--example-check", "close", cwd=tmp_path)
+    assert out.returncode == 2
+    assert "--example-check: invalid choice: 'close'" in out.stderr

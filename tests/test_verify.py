@@ -81,6 +81,7 @@ def test_excluding_a_needed_distribution_fails_with_the_fix(
 def test_an_example_that_changed_is_a_failed_check(tmp_path: Path) -> None:
     ns = run_cells("def add(a, b):\n    return a + b")
     bundle = takeout.pack(ns["add"], tmp_path / "a.takeout", examples=[(1, 2), {"a": 2, "b": 2}])
+    assert [e["check"] for e in bundle.manifest["examples"]] == ["exact", "exact"]
     assert takeout.verify(bundle.path).ok
     # Rewrite the recorded output (and re-hash nothing: the manifest is not in `files`).
     manifest = json.loads((bundle.path / "manifest.json").read_text())
@@ -148,3 +149,41 @@ def test_verify_a_chatty_signed_function(tmp_path: Path) -> None:
         text=True,
     )
     assert out.returncode == 0, out.stderr
+
+
+def test_results_that_vary_are_checked_by_shape_or_type(tmp_path: Path) -> None:
+    ns = run_cells(
+        "import random",
+        "def simulate(n):\n    return {'draws': [random.random() for _ in range(n)], 'n': n}",
+        "def walk():\n    return [random.random() for _ in range(random.randint(1, 1000))]",
+    )
+    # Found at pack time: the second call gave other numbers of the same shape.
+    bundle = takeout.pack(ns["simulate"], tmp_path / "s.takeout", examples=[(3,)])
+    assert [e["check"] for e in bundle.manifest["examples"]] == ["shape"]
+    out = _cli("verify", str(bundle.path))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "example 1: ok (same shape: its result varies) → " in out.stdout
+    # A shape check still fails when the shape changed.
+    manifest = json.loads((bundle.path / "manifest.json").read_text())
+    manifest["examples"][0]["output"]["draws"] = [0.5, 0.5]
+    (bundle.path / "manifest.json").write_text(json.dumps(manifest))
+    report = json.loads(_cli("verify", str(bundle.path), "--json").stdout)
+    assert report["ok"] is False
+    assert ", whose shape differs, was recorded at pack time" in report["problems"][0]
+
+    # Marked by the user: only the type of a list of any length is checked.
+    walk = takeout.pack(ns["walk"], tmp_path / "w.takeout", examples=[()], example_check="type")
+    assert walk.manifest["examples"][0]["check"] == "type"
+    assert takeout.verify(walk.path).ok
+    exact = takeout.pack(ns["walk"], tmp_path / "x.takeout", examples=[()], example_check="exact")
+    result = takeout.verify(exact.path)
+    assert not result.ok and "was recorded at pack time" in result.problems[0]
+
+
+def test_an_unknown_example_check_is_one_sentence(tmp_path: Path) -> None:
+    with pytest.raises(takeout.errors.UsageError) as err:
+        takeout.pack(len, tmp_path / "l.takeout", examples=[("ab",)], example_check="close")
+    assert str(err.value) == (
+        "example_check `close` is not one of exact, shape, type; pass one of them or leave it out"
+    )
+    assert not (tmp_path / "l.takeout").exists()

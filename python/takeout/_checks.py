@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Optional
 
-from ._names import short
+from ._names import first_informative_line, short
 from .errors import ExampleError, UsageError
 
 __all__ = ["callable_or_fail", "example_failed", "examples_or_fail", "split_example", "strings"]
@@ -55,5 +55,6 @@ def split_example(example: Any, index: int) -> tuple[list[Any], dict[str, Any]]:
 
 def example_failed(index: int, err: BaseException) -> ExampleError:
     return ExampleError(
-        f"example {index} raised {type(err).__name__}: {err}; fix the example or the function"
+        f"example {index} raised {type(err).__name__}: {first_informative_line(str(err))}; "
+        "fix the example or the function"
     )

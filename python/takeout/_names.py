@@ -42,3 +42,12 @@ def short(value: Any, limit: int = 60) -> str:
 def clip(text: str, limit: int = 60) -> str:
     """`text`, cut to `limit` characters with `...` when longer."""
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def first_informative_line(text: str) -> str:
+    """The first line of a message that says something: nltk's resource errors start with a
+    line of asterisks, others with a blank line."""
+    lines = [line.strip() for line in text.strip().splitlines()]
+    return next(
+        (line for line in lines if any(c.isalnum() for c in line)), lines[0] if lines else ""
+    )

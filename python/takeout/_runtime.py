@@ -635,6 +635,35 @@ def same(got: Any, want: Any, rel: float = 1e-6, abs_: float = 1e-9) -> bool:
     return bool(got == want)
 
 
+#: How `verify` compares an example's output with the recorded one: `exact` (numbers within
+#: a tolerance), `shape` (the same JSON kinds, list lengths and object keys all the way down:
+#: for results that vary, such as random simulations) or `type` (the same JSON kind).
+EXAMPLE_CHECKS = ("exact", "shape", "type")
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return repr(value) if value is None else "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    return type(value).__name__
+
+
+def matches(got: Any, want: Any, check: str = "exact") -> bool:
+    """`got` passes the example check `check` against the recorded `want`."""
+    if check == "exact":
+        return same(got, want)
+    if _json_kind(got) != _json_kind(want):
+        return False
+    if check == "type":
+        return True
+    if isinstance(want, list):
+        return len(got) == len(want) and all(matches(g, w, check) for g, w in zip(got, want))
+    if isinstance(want, dict):
+        return got.keys() == want.keys() and all(matches(got[k], want[k], check) for k in want)
+    return True
+
+
 def settle(result: Any) -> Any:
     """What a call returns once it is done, as the server sees it: an `async def` function's
     coroutine is awaited, a generator's items (sync or async) are collected into a list."""
@@ -693,7 +722,7 @@ def _standalone(root: Path) -> dict[str, Any]:
         except Exception as err:
             results.append({"index": index, "ok": False, "error": _describe(err)})
             continue
-        ok = same(got, example.get("output"))
+        ok = matches(got, example.get("output"), example.get("check", "exact"))
         results.append({"index": index, "ok": ok, "output": got})
     return {"loaded": True, "examples": results}
 

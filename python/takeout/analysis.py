@@ -447,17 +447,44 @@ _TRACED = "ran during example "
 
 def _trace(fn: Any, examples: Sequence[Any], name: str) -> dict[str, list[str]]:
     """Call `fn` on each example under a profile hook; return the modules whose code ran
-    (and the modules first imported during the call), each with the example that ran it."""
+    (and the modules first imported during the call), each with the example that ran it.
+
+    Code reached through the output streams, display hook and warning display that the host
+    installed (a Jupyter kernel's `OutStream`, IPython's hooks) runs because of where the
+    function runs, not because of what it needs: those frames and everything they call or
+    import are left out."""
+    ambient = _ambient_code()
     found: dict[str, list[str]] = {}
     for i, example in enumerate(examples, 1):
         args, kwargs = _checks.split_example(example, i)
         kwargs = _runtime.as_identifiers(fn, kwargs)
         ran: dict[str, None] = {}
+        hidden: dict[str, None] = {}
+        # The host frame being skipped and how many modules were loaded when it was entered;
+        # sys.modules only grows at its end while a subtree imports.
+        skip: list[Any] = [None, 0]
 
-        def hook(frame: Any, event: str, arg: Any, ran: dict[str, None] = ran) -> None:
+        def hook(
+            frame: Any,
+            event: str,
+            arg: Any,
+            ran: dict[str, None] = ran,
+            hidden: dict[str, None] = hidden,
+            skip: list[Any] = skip,
+        ) -> None:
+            if skip[0] is not None:
+                if event == "return" and frame is skip[0]:
+                    hidden.update(dict.fromkeys(list(sys.modules)[skip[1] :]))
+                    skip[0] = None
+                return
             if event == "call":
+                if frame.f_code in ambient:
+                    skip[0], skip[1] = frame, len(sys.modules)
+                    return
                 mod = frame.f_globals.get("__name__")
-                if isinstance(mod, str):
+                # A name with no module behind it is code a library made with exec (the
+                # `__new__` of `namedtuple_SVDResult`): it belongs to its caller's library.
+                if isinstance(mod, str) and mod in sys.modules:
                     ran[mod] = None
             elif event == "c_call":
                 mod = getattr(arg, "__module__", None)
@@ -475,10 +502,33 @@ def _trace(fn: Any, examples: Sequence[Any], name: str) -> dict[str, list[str]]:
             raise _checks.example_failed(i, exc) from None
         finally:
             sys.setprofile(old)
-        for mod in [*ran, *(set(sys.modules) - before)]:
+        for mod in [*ran, *(set(sys.modules) - before - hidden.keys())]:
             if mod and mod != "__main__" and not mod.startswith("takeout"):
                 found.setdefault(mod, []).append(f"{_TRACED}{i}")
     return found
+
+
+def _ambient_code() -> set[Any]:
+    """The code objects of the output streams, display and exception hooks and warning
+    display installed in this interpreter, where they are Python code (a kernel's)."""
+    import warnings
+
+    codes: set[Any] = set()
+    for hook in (sys.excepthook, warnings.showwarning):
+        func = getattr(hook, "__func__", hook)
+        if isinstance(func, types.FunctionType):
+            codes.add(func.__code__)
+    for obj in (sys.stdout, sys.stderr, sys.displayhook):
+        if getattr(type(obj), "__module__", "builtins") in ("builtins", "_io", "io"):
+            continue
+        # IPython wraps a stream's `write` in a closure set on the instance itself.
+        owners: list[Any] = [*type(obj).__mro__, getattr(obj, "__dict__", {})]
+        for owner in owners:
+            for value in dict(vars(owner) if isinstance(owner, type) else owner).values():
+                code = getattr(getattr(value, "__func__", value), "__code__", None)
+                if isinstance(code, types.CodeType):
+                    codes.add(code)
+    return codes
 
 
 # ── helpers ─────────────────────────────────────────────────────────────────────────────────

@@ -68,11 +68,15 @@ def pack(
     exclude: Iterable[str] = (),
     signing_key: Union[str, bytes, None] = None,
     overwrite: bool = False,
+    example_check: Optional[str] = None,
 ) -> Bundle:
     """Write `fn` as a bundle directory and return it.
 
     `path` is the bundle directory itself (default `./NAME.takeout`); `examples` are argument
     tuples or keyword dicts, run now and recorded with their outputs for `takeout verify`.
+    `example_check` is how verify compares them: `exact`, `shape` or `type` (for results that
+    vary); by default each example runs twice and one whose output changed is checked by
+    shape (or by type when even its shape changed).
     """
     _checks.callable_or_fail(fn, "takeout.pack")
     require, exclude = _checks.strings(require, "require"), _checks.strings(exclude, "exclude")
@@ -84,8 +88,13 @@ def pack(
         )
     target = Path(path) if path is not None else Path.cwd() / f"{name}.takeout"
     check_target(target, overwrite)
+    if example_check is not None and example_check not in _runtime.EXAMPLE_CHECKS:
+        raise UsageError(
+            f"example_check `{example_check}` is not one of "
+            f"{', '.join(_runtime.EXAMPLE_CHECKS)}; pass one of them or leave it out"
+        )
     key = _signing_key(signing_key)
-    recorded = _record_examples(fn, examples)
+    recorded = _record_examples(fn, examples, example_check)
 
     with _resolved_annotations(fn):
         return _pack(fn, target, name, recorded, require, exclude, key, overwrite)
@@ -331,9 +340,12 @@ def _write_payload(tmp: Path, found: Any, fn: Any) -> list[dict[str, Any]]:
     return buffers
 
 
-def _record_examples(fn: Any, examples: Optional[Sequence[Any]]) -> list[dict[str, Any]]:
+def _record_examples(
+    fn: Any, examples: Optional[Sequence[Any]], check: Optional[str]
+) -> list[dict[str, Any]]:
     """Each example as JSON arguments, and the output of calling `fn` with exactly those JSON
-    arguments, converted as the server converts them: what verify and clients will send."""
+    arguments, converted as the server converts them: what verify and clients will send; with
+    the check verify makes (`check`, or found by calling a second time)."""
     call = _runtime.converter(fn) or fn
     recorded = []
     for index, example in enumerate(_checks.examples_or_fail(examples), 1):
@@ -348,12 +360,21 @@ def _record_examples(fn: Any, examples: Optional[Sequence[Any]]) -> list[dict[st
             raise ExampleError(f"example {index} cannot be written as JSON: {err}") from None
         try:
             entry["output"] = _runtime.call_example(call, entry)
+            entry["check"] = check or _varying_check(
+                entry["output"], _runtime.call_example(call, entry)
+            )
         except _runtime.NotJSON as err:
             raise ExampleError(f"example {index}: {err}") from None
         except Exception as err:
             raise _checks.example_failed(index, err) from None
         recorded.append(entry)
     return recorded
+
+
+def _varying_check(first: Any, second: Any) -> str:
+    """The strictest check two calls with the same arguments both pass."""
+    checks = _runtime.EXAMPLE_CHECKS
+    return next((c for c in checks if _runtime.matches(second, first, c)), checks[-1])
 
 
 def _requirement(dist: Any) -> dict[str, Any]:

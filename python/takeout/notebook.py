@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 from . import _core, _env, _markers
-from ._names import clip
+from ._names import clip, first_informative_line
 from .errors import NotebookError, TakeoutError
 from .report import ModuleInfo, Provider, Report, group_modules, in_report_order
 
@@ -321,15 +321,6 @@ def _cell_error(cell: _core.SlicedCell, count: Optional[int], error: dict[str, A
     return f"cell {cell.number}, line {line}{shown}: {what}"
 
 
-def first_informative_line(text: str) -> str:
-    """The first line of a message that says something: nltk's resource errors start with a
-    line of asterisks, others with a blank line."""
-    lines = [line.strip() for line in text.strip().splitlines()]
-    return next(
-        (line for line in lines if any(c.isalnum() for c in line)), lines[0] if lines else ""
-    )
-
-
 def _error_line(traceback: Sequence[str], count: Optional[int]) -> Optional[int]:
     """The line of the executed cell where the exception left it, from IPython's traceback
     (`Cell In[7], line 3` since IPython 8; `<ipython-input-7-…>` with `---->` before)."""
@@ -397,6 +388,7 @@ def _kernel_action(action: str, options: dict[str, Any]) -> dict[str, Any]:
         require=require,
         exclude=exclude,
         overwrite=options.get("overwrite", False),
+        example_check=options.get("example_check"),
     )
     return {"path": str(bundle.path), "manifest": bundle.manifest}
 
@@ -475,8 +467,10 @@ def pack_notebook(
     progress: Progress = _silent,
     state_end: bool = False,
     cell: Optional[int] = None,
+    example_check: Optional[str] = None,
 ) -> dict[str, Any]:
-    """Run the slice of `function` in a kernel and `takeout.pack` it there.
+    """Run the slice of `function` in a kernel and `takeout.pack` it there (`example_check`
+    as in `takeout.pack`).
 
     `bundle` is the bundle directory (default `./NAME.takeout`, relative to the current
     directory, not the notebook's). Returns `{"path", "manifest", "cells", "seconds", ...}`.
@@ -497,6 +491,7 @@ def pack_notebook(
         "require": list(require),
         "exclude": list(exclude),
         "overwrite": overwrite,
+        "example_check": example_check,
     }
     with _kernel_for(sliced, path, kernel, progress) as k:
         ran = run_slice(k, sliced, progress)

@@ -35,6 +35,8 @@ class ExampleCheck:
     expected: Any = None
     output: Any = None
     error: Optional[str] = None
+    #: How the output was compared (see `_runtime.EXAMPLE_CHECKS`).
+    check: str = "exact"
 
 
 @dataclass
@@ -75,7 +77,8 @@ class VerifyResult:
             lines.append("  loaded; no examples recorded, so no call was checked")
         for check in self.examples:
             if check.ok:
-                lines.append(f"  example {check.index + 1}: ok → {_short_json(check.output)}")
+                by = "" if check.check == "exact" else f" (same {check.check}: its result varies)"
+                lines.append(f"  example {check.index + 1}: ok{by} → {_short_json(check.output)}")
             elif check.error:
                 lines.append(f"  example {check.index + 1}: raised {check.error}")
             else:
@@ -202,15 +205,18 @@ def _judge(
     expected = manifest.get("examples", ())
     for raw in facts.get("examples", ()):
         index = raw["index"]
-        check = ExampleCheck(index=index, ok=bool(raw["ok"]), expected=expected[index]["output"])
+        want = expected[index]
+        check = ExampleCheck(index=index, ok=bool(raw["ok"]), expected=want["output"])
         check.output = raw.get("output")
+        check.check = want.get("check", "exact")
         if raw.get("error"):
             check.error = _explain(raw["error"])
             result.problems.append(f"example {index + 1} raised {check.error}")
         elif not check.ok:
+            differs = "" if check.check == "exact" else f", whose {check.check} differs,"
             result.problems.append(
                 f"example {index + 1} returned {_short_json(check.output)} but "
-                f"{_short_json(check.expected)} was recorded at pack time"
+                f"{_short_json(check.expected)}{differs} was recorded at pack time"
             )
         result.examples.append(check)
     result.ok = not result.problems

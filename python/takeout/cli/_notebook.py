@@ -9,6 +9,8 @@ from typing import Any
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this module's subcommands to `sub`."""
+    from .._runtime import EXAMPLE_CHECKS
+
     sliced = sub.add_parser(
         "slice",
         help="print the statements of a notebook that one function depends on",
@@ -62,6 +64,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=[],
         metavar="JSON",
         help="a call to record: a JSON array of positional or an object of keyword arguments",
+    )
+    pack.add_argument(
+        "--example-check",
+        choices=EXAMPLE_CHECKS,
+        help="how verify compares each example's output: exact, or only its shape or type for "
+        "results that vary (default: run each example twice, and check by shape one that "
+        "changed)",
     )
     pack.add_argument("--force", action="store_true", help="replace an existing bundle")
 
@@ -201,6 +210,7 @@ def _pack(args: argparse.Namespace) -> int:
         progress=_progress(args),
         state_end=args.state == "end",
         cell=args.cell,
+        example_check=args.example_check,
     )
     if args.json:
         print_json(result)
