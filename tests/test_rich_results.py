@@ -253,7 +253,12 @@ def test_keywords_spelled_as_in_the_source(
     # Python stored the parameter `𝑥` (math italic) as `x`.
     assert list(cell["twice"].__code__.co_varnames) == ["x"]
     manifest = json.loads((bundles["twice"] / "manifest.json").read_text())
-    assert manifest["examples"][0] == {"args": [], "kwargs": {"x": 2}, "output": 4}
+    assert manifest["examples"][0] == {
+        "args": [],
+        "kwargs": {"x": 2},
+        "output": 4,
+        "check": "exact",
+    }
     assert call(bundles["twice"], {"𝑥": 5}) == 10
     url = served["twice"].url + "/call"
     assert httpx.post(url, json={"𝑥": 5}, timeout=30).json() == {"result": 10}

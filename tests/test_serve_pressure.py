@@ -267,10 +267,22 @@ def test_sigterm_while_starting_stops_cleanly(bundles: dict[str, Path], delay: f
     proc = subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT
     )
+    # From the moment takeout catches SIGTERM (its first act in `main`; before that the
+    # interpreter is still starting and the default action applies), then `delay` into start-up.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not _catches(proc.pid, signal.SIGTERM):
+        time.sleep(0.005)
     time.sleep(delay)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err.decode()
+
+
+def _catches(pid: int, sig: int) -> bool:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    return False
 
 
 def test_a_function_that_forks_leaves_no_child_holding_the_port(tmp_path: Path) -> None:
