@@ -41,9 +41,11 @@ demo: install ## the main job on the shipped example
 lint: lint-rust lint-python stubtest ## every check of the code, without running it
 
 .PHONY: lint-rust
-lint-rust: ## rustfmt and clippy
+# clippy builds takeout-py, whose pyo3 build script runs $$VIRTUAL_ENV's interpreter: the venv
+# must exist first (a fresh clone has none).
+lint-rust: $(VENV)/.created ## rustfmt and clippy
 	cargo fmt --all -- --check
-	cargo clippy --workspace --all-targets -- -D warnings
+	PYO3_PYTHON=$(abspath $(PY)) cargo clippy --workspace --all-targets -- -D warnings
 
 .PHONY: lint-python
 lint-python: $(VENV)/.deps ## ruff and mypy (no extension build needed)
