@@ -111,4 +111,5 @@ bench: install ## benchmarks; ratio tables on stdout
 	$(PY) bench/bundle.py
 	$(PY) bench/notebook.py
 	$(PY) bench/serve.py
+	$(PY) bench/batch.py
 	$(PY) bench/export.py

@@ -6,10 +6,14 @@ takeout nor its dependencies are installed.
 
 from __future__ import annotations
 
+import os
+import shutil
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 
@@ -49,3 +53,64 @@ def table(headers: list[str], rows: list[list[str]], right: frozenset[int] = fro
         return "  ".join(out).rstrip()
 
     return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def venv_python(venv: Path) -> Path:
+    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def uv_command() -> list[str]:
+    # uv is one of takeout's dependencies, so it sits next to this interpreter.
+    found = shutil.which("uv", path=str(Path(sys.executable).parent))
+    return [found] if found else [sys.executable, "-m", "uv"]
+
+
+def ensure_venv(
+    venv: Path, probe: str, attempts: Sequence[tuple[str, Sequence[str]]]
+) -> tuple[Optional[Path], str]:
+    """A benchmark's own venv (for a tool whose pins clash with `.venv`'s), made with uv on
+    first use: its interpreter, or None and why not. `probe` is Python code that must run in
+    it; `attempts` are (label, packages) tried in order, e.g. pinned to this interpreter's
+    versions first, then looser; the returned text names the one used."""
+    python = venv_python(venv)
+
+    def ready() -> bool:
+        check = [str(python), "-c", probe]
+        return python.exists() and subprocess.run(check, capture_output=True).returncode == 0
+
+    if ready():
+        return python, "reused"
+    log(f"creating {venv.name} venv in {venv.parent.name}/ (once; later runs reuse it)")
+    uv = uv_command()
+    made = subprocess.run(
+        [*uv, "venv", "-q", "--clear", "--python", sys.executable, str(venv)],
+        capture_output=True,
+        text=True,
+    )
+    if made.returncode != 0:
+        return None, f"`uv venv` failed: {made.stderr.strip()[-300:]}"
+    last = ""
+    for label, packages in attempts:
+        done = subprocess.run(
+            [*uv, "pip", "install", "-q", "--python", str(python), *packages],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        if done.returncode == 0 and ready():
+            return python, f"created ({label})"
+        last = done.stderr.strip()[-300:]
+    return None, f"could not install {' '.join(attempts[-1][1])}: {last}"
+
+
+def versions_here(names: Sequence[str]) -> list[str]:
+    """`name==version` of each distribution installed here (the bare name where it is not)."""
+    import importlib.metadata
+
+    pins = []
+    for name in names:
+        try:
+            pins.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            pins.append(name)
+    return pins

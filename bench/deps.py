@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -35,7 +34,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import _functions as corpus
-from _util import log, median_time, table
+from _util import ensure_venv, log, median_time, table, versions_here
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -204,59 +203,15 @@ def run_frontier(repeat: int) -> dict[str, Any]:
 # ── MLflow, in its own venv ───────────────────────────────────────────────────────────────────
 
 
-def _venv_python(venv: Path) -> Path:
-    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-
-
-def _uv() -> list[str]:
-    # uv is one of takeout's dependencies, so it sits next to this interpreter.
-    found = shutil.which("uv", path=str(Path(sys.executable).parent))
-    return [found] if found else [sys.executable, "-m", "uv"]
-
-
-def _mlflow_ready(python: Path) -> bool:
-    if not python.exists():
-        return False
-    probe = "import mlflow, sklearn, scipy, pandas, yaml, dateutil"
-    return subprocess.run([str(python), "-c", probe], capture_output=True).returncode == 0
-
-
 def ensure_mlflow_venv() -> tuple[Path | None, str]:
     """The MLflow venv's interpreter (created on first use), or None and the reason."""
-    import importlib.metadata
-
-    python = _venv_python(MLFLOW_VENV)
-    if _mlflow_ready(python):
-        return python, "reused"
-    log(f"creating {MLFLOW_VENV.relative_to(ROOT)} (once; later runs reuse it)")
-    uv = _uv()
-    made = subprocess.run(
-        [*uv, "venv", "-q", "--clear", "--python", sys.executable, str(MLFLOW_VENV)],
-        capture_output=True,
-        text=True,
-    )
-    if made.returncode != 0:
-        return None, f"`uv venv` failed: {made.stderr.strip()[-300:]}"
-    pins = []
-    for name in MLFLOW_PINNED:
-        try:
-            pins.append(f"{name}=={importlib.metadata.version(name)}")
-        except importlib.metadata.PackageNotFoundError:
-            pins.append(name)
     # Same versions as here where the resolver allows, else whatever mlflow accepts.
-    attempts = [["mlflow", *pins], ["mlflow", *MLFLOW_EXTRA]]
-    last = ""
-    for packages in attempts:
-        done = subprocess.run(
-            [*uv, "pip", "install", "-q", "--python", str(python), *packages],
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        if done.returncode == 0 and _mlflow_ready(python):
-            return python, "created" + (" (pinned)" if packages is attempts[0] else " (unpinned)")
-        last = done.stderr.strip()[-300:]
-    return None, f"could not install mlflow: {last}"
+    attempts = [
+        ("pinned", ["mlflow", *versions_here(MLFLOW_PINNED)]),
+        ("unpinned", ["mlflow", *MLFLOW_EXTRA]),
+    ]
+    probe = "import mlflow, sklearn, scipy, pandas, yaml, dateutil"
+    return ensure_venv(MLFLOW_VENV, probe, attempts)
 
 
 def run_mlflow(budget: float) -> dict[str, Any]:

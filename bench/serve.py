@@ -133,15 +133,16 @@ class LoadGenerator:
     """wrk when it is installed (as in ANCHORS.md); else oha, built from crates.io into
     `.bench-tools/` on first use."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, body: str = BODY, script: str = "post.lua") -> None:
         self.wrk = shutil.which("wrk")
         self.oha: Optional[str] = None
         if self.wrk is None:
             self.oha = _ensure_oha()
-        self.script = work / "post.lua"
+        self.body = body
+        self.script = work / script
         self.script.write_text(
             'wrk.method = "POST"\n'
-            f"wrk.body = '{BODY}'\n"
+            f"wrk.body = '{body}'\n"
             'wrk.headers["Content-Type"] = "application/json"\n'
         )
 
@@ -183,7 +184,7 @@ class LoadGenerator:
         cmd = [self.oha or "oha", "-z", f"{seconds}s", "-c", str(connections), "--no-tui"]
         cmd += ["--output-format", "json"]
         if post:
-            cmd += ["-m", "POST", "-H", "content-type: application/json", "-d", BODY]
+            cmd += ["-m", "POST", "-H", "content-type: application/json", "-d", self.body]
         out = subprocess.run(
             [*cmd, url], capture_output=True, text=True, timeout=seconds + 60, check=True
         ).stdout
@@ -231,11 +232,21 @@ def free_port() -> int:
 
 
 class Server:
-    """One server process on a free port, stopped with SIGTERM."""
+    """One server process on a free port, stopped with SIGTERM; ready at its first 200 to
+    `probe` (path, body)."""
 
-    def __init__(self, label: str, argv: list[str], port: int, env: dict[str, str], cwd: Path):
+    def __init__(
+        self,
+        label: str,
+        argv: list[str],
+        port: int,
+        env: dict[str, str],
+        cwd: Path,
+        probe: tuple[str, str] = ("/call", BODY),
+    ):
         self.label = label
         self.url = f"http://127.0.0.1:{port}"
+        self.probe = probe
         self.proc = subprocess.Popen(
             argv,
             env={**os.environ, **env},
@@ -253,7 +264,7 @@ class Server:
             if self.proc.poll() is not None:
                 err = self.proc.stderr.read().decode() if self.proc.stderr else ""
                 raise RuntimeError(f"{self.label} exited {self.proc.returncode}: {err[-2000:]}")
-            status, _ = post(self.url + "/call", BODY)
+            status, _ = post(self.url + self.probe[0], self.probe[1])
             if status == 200:
                 return time.perf_counter() - self.started
             time.sleep(0.001)

@@ -4,6 +4,7 @@ authentication on, and more nodes on the same machine on demand."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from .test_serve import free_port
 
@@ -110,6 +112,36 @@ class Cluster:
         )
 
     def stop(self) -> None:
-        subprocess.run([self.ray, "stop", "--force"], env=self.env, capture_output=True)
+        """End this cluster's processes, and only them: `ray stop --force` would end every Ray
+        process on the machine, other clusters' (a CI run's, another checkout's) too."""
+        import psutil
+
+        mine = set(self.processes())
+        for proc in mine:
+            with contextlib.suppress(psutil.Error):
+                proc.terminate()
+        _, alive = psutil.wait_procs(mine, timeout=15)
+        for proc in alive:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        psutil.wait_procs(alive, timeout=5)
         # Ray leaves its session logs (hundreds of MB) behind.
         shutil.rmtree(self.temp, ignore_errors=True)
+
+    def processes(self) -> list[Any]:
+        """This cluster's processes: those started with its temp dir on their command line or
+        in their environment (`ray start` passes `self.env` on), and their descendants (a
+        worker's process title replaces its command line). Never this process."""
+        import psutil
+
+        mark = str(self.temp)
+        found: dict[int, Any] = {}
+        for proc in psutil.process_iter():
+            try:
+                if mark in " ".join(proc.cmdline()) or mark in "".join(proc.environ().values()):
+                    found[proc.pid] = proc
+                    found.update((c.pid, c) for c in proc.children(recursive=True))
+            except psutil.Error:
+                continue
+        found.pop(os.getpid(), None)
+        return list(found.values())
