@@ -2,9 +2,9 @@
 
 A numpy/scipy/scikit-learn call that reaches BLAS starts one thread per core by default; with
 several workers (or several calls) at once those threads fight over the same cores and a server
-collapses under load. Each worker gets its share of the CPUs the process may really use: its
-affinity mask and its cgroup's CPU quota (a container's `--cpus`, a pod's CPU limit), not the
-host's core count. Ray's replicas call `limit(num_cpus)` the same way.
+collapses under load. Each worker gets its share of the CPUs the process may really use (its
+affinity mask and its cgroup's CPU quota: a container's `--cpus`, a pod's CPU limit; not the
+host's core count), less one CPU for the server's own threads. Ray's replicas call `limit(num_cpus)` the same way.
 """
 
 from __future__ import annotations
@@ -46,8 +46,16 @@ def available_cpus() -> int:
 
 
 def default_threads(workers: int = 1, cpus: Optional[int] = None) -> int:
-    """Each worker's share: `max(1, cpus // workers)`."""
-    return max(1, (available_cpus() if cpus is None else cpus) // max(1, workers))
+    """Each worker's share of the CPUs but one: `max(1, (cpus - 1) // workers)`.
+
+    The CPU left over is for the server's own threads (HTTP, and a second call thread while a
+    long call runs without the GIL). BLAS threads wait for each other inside every product, so
+    one that loses its core to those threads stalls the whole call: one worker on two cores
+    with two BLAS threads served 7–150 req/s where one thread served 1,240–2,080
+    (`bench/serve.py --blas`).
+    """
+    cpus = available_cpus() if cpus is None else cpus
+    return max(1, (cpus - 1) // max(1, workers))
 
 
 def limit(threads: int) -> str:
