@@ -5,7 +5,8 @@ against the same model called in this process.
 
 The model is scikit-learn's KMeans fitted on the iris measurements, with the seed's
 `km_predict_one` as its unbatched twin. A batched twin of `tests/test_serve.py`'s probe runs
-the HTTP contract tests of that file again, so a batched bundle answers as an unbatched one.
+the HTTP contract tests of that file again (its `probe_server` fixture, here on this module's
+`bundles`), so a batched bundle answers as an unbatched one.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from .test_serve import (  # noqa: F401  (the contract tests run here again, bat
     Served,
     error_of,
     post,
+    probe_server,
     serve,
     test_400_malformed_and_too_deep,
     test_404_and_405,
@@ -135,21 +136,6 @@ def bundles(tmp_path_factory: pytest.TempPathFactory, km: dict[str, Any]) -> dic
             batch=takeout.Batch(max_size=8, max_wait_ms=300),
         ).path,
     }
-
-
-@pytest.fixture(scope="module", params=TRANSPORTS)
-def probe_server(request: pytest.FixtureRequest, bundles: dict[str, Path]) -> Iterator[Served]:
-    """The batched probe under the options of tests/test_serve.py's contract tests."""
-    server = serve(
-        request.param,
-        bundles["probe"],
-        "--timeout=1",
-        "--max-concurrency=4",
-        "--max-body=64KiB",
-        "--body-timeout=1",
-    )
-    yield server
-    assert server.stop() == 0, server.log
 
 
 @pytest.fixture(scope="module", params=TRANSPORTS)
