@@ -721,10 +721,14 @@ def batch_results(result: Any, items: int) -> list[Any]:
     got = len(result)
     if got != items:
         raise BatchResultError(
-            f"the batch function returned {got} results for {items} items; return one "
-            "result per item, in order"
+            f"the batch function returned {_count(got, 'result')} for {_count(items, 'item')}; "
+            "return one result per item, in order"
         )
     return list(result)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def one_item(fn: Callable[..., Any], batch: Optional[dict[str, Any]]) -> Callable[..., Any]:

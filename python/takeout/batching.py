@@ -8,10 +8,12 @@ recorded examples, the schema) sees one item, so clients see the API of the unba
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import math
 import re
+from collections.abc import Iterator
 from typing import Any, Callable, Optional, TypeVar
 
 from .errors import UsageError
@@ -103,6 +105,18 @@ def batch_of(fn: Any, batch: Optional[Batch]) -> Optional[Batch]:
     if chosen is not None:
         item_parameter(fn)
     return chosen
+
+
+@contextlib.contextmanager
+def unmarked(fn: Any) -> Iterator[None]:
+    """Without the decorator's mark while `fn` is analysed and pickled: the manifest carries
+    the settings, and a pickled `Batch` would make every loader import takeout."""
+    mark = vars(fn).pop(MARK, None) if hasattr(fn, "__dict__") else None
+    try:
+        yield
+    finally:
+        if mark is not None:
+            setattr(fn, MARK, mark)
 
 
 def _mark(fn: Any) -> Optional[Batch]:

@@ -108,7 +108,7 @@ def pack(
     batch_entry = chosen.to_manifest(batching.item_parameter(fn).name) if chosen else None
     recorded = _record_examples(fn, examples, example_check, batch_entry)
 
-    with _resolved_annotations(fn):
+    with _resolved_annotations(fn), batching.unmarked(fn):
         return _pack(fn, target, name, recorded, require, exclude, key, overwrite, batch_entry)
 
 

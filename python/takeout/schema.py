@@ -39,6 +39,7 @@ def describe(fn: Callable[..., Any], *, batch: bool = False) -> dict[str, Any]:
             "return": _element(hints.get("return")),
         }
         hints = {k: v for k, v in hints.items() if v is not None}
+        signature = _per_item(signature, hints)
     builder = _types.Builder()
     parameters = []
     properties: dict[str, Any] = {}
@@ -102,6 +103,16 @@ def result_warning(fn: Callable[..., Any]) -> Optional[str]:
         f"`{name}` is annotated to return `{kind}`, which has no JSON form, so every call "
         "will fail; return lists, dicts, numbers, strings, numpy or pandas objects, "
         "dataclasses, or a figure or image (anything with `_repr_png_`)"
+    )
+
+
+def _per_item(signature: inspect.Signature, hints: dict[str, Any]) -> inspect.Signature:
+    """The signature as clients see a batch function: the first parameter takes one item."""
+    empty = inspect.Parameter.empty
+    params = list(signature.parameters.values())
+    first = params[0].replace(annotation=hints.get(params[0].name, empty))
+    return signature.replace(
+        parameters=[first, *params[1:]], return_annotation=hints.get("return", empty)
     )
 
 

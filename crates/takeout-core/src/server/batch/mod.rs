@@ -333,9 +333,17 @@ fn split(mut args: Args, parameter: &str) -> Option<(Json, Args)> {
 
 /// The message of a batch call whose result has another length than its list of items.
 pub fn length_message(got: usize, items: usize) -> String {
+    let count = |n: usize, noun: &str| {
+        if n == 1 {
+            format!("1 {noun}")
+        } else {
+            format!("{n} {noun}s")
+        }
+    };
     format!(
-        "the batch function returned {got} results for {items} items; return one result per \
-         item, in order"
+        "the batch function returned {} for {}; return one result per item, in order",
+        count(got, "result"),
+        count(items, "item")
     )
 }
 
