@@ -222,38 +222,44 @@ def check_answers(label: str, endpoint: Endpoint, expected: list[int]) -> None:
             raise RuntimeError(f"{label}: `{sample}` answered {status} {reply}, not {want}")
 
 
-def batch_sizes(url: str) -> Optional[dict[str, float]]:
-    """Mean batch size and mean queue wait from takeout's `/metrics`, if it counts them."""
+def batch_totals(base: str) -> Optional[tuple[float, float, float, float]]:
+    """(items, batches, queue wait in s, waits) so far, from takeout's `/metrics` (every
+    worker's series summed), or None where it counts no batches."""
     try:
-        with urllib.request.urlopen(url + "/metrics", timeout=5) as r:
+        with urllib.request.urlopen(base + "/metrics", timeout=5) as r:
             text = r.read().decode()
     except OSError:
         return None
 
-    def total(name: str) -> Optional[float]:
+    def total(name: str) -> float:
         found = re.findall(rf"^{name}(?:{{[^}}]*}})? ([\d.e+-]+)$", text, re.M)
-        return sum(map(float, found)) if found else None
+        return sum(map(float, found))
 
-    size_sum, size_count = total("takeout_batch_size_sum"), total("takeout_batch_size_count")
-    wait_sum = total("takeout_batch_queue_wait_seconds_sum")
-    waits = total("takeout_batch_queue_wait_seconds_count")
-    if not size_count or size_sum is None:
-        return None
-    out = {"batches": size_count, "mean_size": size_sum / size_count}
-    if wait_sum is not None and waits:
-        out["mean_queue_wait_ms"] = wait_sum / waits * 1e3
-    return out
+    totals = tuple(
+        total(f"takeout_batch_{name}")
+        for name in ("size_sum", "size_count", "queue_wait_seconds_sum", "queue_wait_seconds_count")
+    )
+    return totals if totals[1] else None
 
 
 def measure_endpoint(
-    label: str, workers: int, endpoint: Endpoint, work: Path, duration: float
+    label: str, workers: int, endpoint: Endpoint, work: Path, duration: float, batches: bool
 ) -> list[dict[str, Any]]:
+    """wrk at each concurrency; with `batches`, the mean batch size and queue wait of each run
+    from the server's metrics."""
     script = re.sub(r"\W+", "_", label) + f"_{workers}.lua"
     load = LoadGenerator(work, endpoint.body, script)
     runs = []
     for c in CONCURRENCY:
         load.run(endpoint.url, c, 1)
+        base = endpoint.url.rsplit("/", 1)[0]
+        before = batch_totals(base) if batches else None
         figures = load.run(endpoint.url, c, duration)
+        after = batch_totals(base) if batches else None
+        if after is not None:
+            items, calls, wait, waits = (a - b for a, b in zip(after, before or (0, 0, 0, 0)))
+            figures["mean_batch"] = items / calls if calls else 0.0
+            figures["mean_queue_wait_ms"] = wait / waits * 1e3 if waits else 0.0
         log(
             f"{label} ×{workers} · c={c}: {figures['rps']:,.0f} req/s, "
             f"p50 {figures['p50_ms']:.2f} ms, p99 {figures['p99_ms']:.2f} ms"
@@ -293,7 +299,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             * 1e6,
         },
         "runs": [],
-        "batches": {},
         "missing": {},
     }
     log("bare calls: " + ", ".join(f"{k} {v:.1f} µs" for k, v in result["bare_us"].items()))
@@ -337,12 +342,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 endpoint = start()
                 try:
                     check_answers(label, endpoint, expected)
-                    runs = measure_endpoint(label, workers, endpoint, work, args.duration)
-                    result["runs"] += runs
-                    if label == "takeout batched" and workers == 1:
-                        sizes = batch_sizes(endpoint.url.rsplit("/", 1)[0])
-                        if sizes:
-                            result["batches"][f"{label} ×{workers}"] = sizes
+                    batches = label == "takeout batched"
+                    result["runs"] += measure_endpoint(
+                        label, workers, endpoint, work, args.duration, batches
+                    )
                 finally:
                     endpoint.stop()
         if args.no_ray:
@@ -437,13 +440,12 @@ def report(result: dict[str, Any]) -> str:
     lines.append(table(headers, rows, right=frozenset(range(1, len(headers)))))
     for what, why in result["missing"].items():
         lines.append(f"not measured: {what}: {why}")
-    for label, sizes in result["batches"].items():
-        extra = ""
-        if "mean_queue_wait_ms" in sizes:
-            extra = f", mean queue wait {sizes['mean_queue_wait_ms']:.2f} ms"
-        lines.append(
-            f"{label}: {sizes['batches']:,.0f} batches, mean size {sizes['mean_size']:.1f}{extra}"
-        )
+    for r in result["runs"]:
+        if "mean_batch" in r:
+            lines.append(
+                f"takeout batched ×{r['workers']} c={r['c']}: mean batch {r['mean_batch']:.1f} "
+                f"items, mean queue wait {r['mean_queue_wait_ms']:.2f} ms"
+            )
     lines += ["", "targets:"]
     for what, value, ok in targets(result):
         lines.append(f"  {'PASS' if ok else 'FAIL'}  {what}: {value}")

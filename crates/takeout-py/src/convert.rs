@@ -185,6 +185,9 @@ impl Encoder<'_> {
         if let Ok(dict) = obj.cast::<PyDict>() {
             return self.dict(dict, out, depth);
         }
+        if let Some(plain) = numeric_numpy(obj)? {
+            return self.value(&plain, out, depth + 1);
+        }
         match self.table.plain.bind(py).call1((obj,)) {
             Ok(plain) => self.value(&plain, out, depth + 1),
             Err(err) => Err(self.refused(obj, err, "")),
@@ -301,6 +304,43 @@ impl Encoder<'_> {
             path,
         }
     }
+}
+
+/// A numpy array or scalar of booleans or numbers as Python's own values (`tolist()`): what
+/// the type table makes of it (`_types._numpy_out`), without a call into Python's table per
+/// value. That call was most of the encoding of a numpy result (a batch's array of labels is
+/// 64 of them). Other dtypes (dates, objects, strings) are the table's to answer.
+pub(crate) fn numeric_numpy<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let py = obj.py();
+    let ty = obj.get_type();
+    let numpy = ty
+        .getattr(intern!(py, "__module__"))
+        .and_then(|m| m.eq(intern!(py, "numpy")))
+        .unwrap_or(false);
+    if !numpy {
+        return Ok(None);
+    }
+    let Ok(kind) = obj
+        .getattr(intern!(py, "dtype"))
+        .and_then(|dtype| dtype.getattr(intern!(py, "kind")))
+    else {
+        return Ok(None);
+    };
+    let mut numeric = false;
+    for k in [
+        intern!(py, "b"),
+        intern!(py, "i"),
+        intern!(py, "u"),
+        intern!(py, "f"),
+    ] {
+        numeric = numeric || kind.eq(k).unwrap_or(false);
+    }
+    if !numeric {
+        return Ok(None);
+    }
+    let plain = obj.call_method0(intern!(py, "tolist"))?;
+    // `longdouble` stays itself (no Python float holds it): the table says what it is.
+    Ok((!plain.get_type().is(&ty)).then_some(plain))
 }
 
 fn is_identifier(s: &str) -> bool {

@@ -3,7 +3,7 @@
 //! the GIL is held anyway.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -29,6 +29,8 @@ pub(super) struct Shared {
     /// split into one encoded result per item.
     batch: bool,
     pub(super) aio: PyOnceLock<Aio>,
+    /// Keyword names as Python strings, made once: the binder only ever names parameters.
+    names: Mutex<Vec<(String, Py<PyString>)>>,
 }
 
 pub(crate) struct PyInvoker {
@@ -44,6 +46,7 @@ impl PyInvoker {
                 debug,
                 batch,
                 aio: PyOnceLock::new(),
+                names: Mutex::new(Vec::new()),
             }),
             pool: Pool::new(Gil, threads),
         }
@@ -51,9 +54,9 @@ impl PyInvoker {
 
     /// Start the threads now rather than on the first call.
     pub(crate) fn start(&self) -> std::io::Result<()> {
+        Python::attach(watch_forks).map_err(|err| std::io::Error::other(err.to_string()))?;
         let shared = self.shared.clone();
-        let owner = std::process::id();
-        let run: Run<Gil, Task> = Arc::new(move |py, task| run(py, &shared, task, owner));
+        let run: Run<Gil, Task> = Arc::new(move |py, task| run(py, &shared, task));
         self.pool.start(&run)
     }
 
@@ -84,7 +87,31 @@ impl Invoke for PyInvoker {
     }
 }
 
-fn run(py: Python<'_>, shared: &Shared, task: Task, owner: u32) {
+/// Set in the child of an `os.fork` made after the call threads started: the function forked.
+static FORKED: AtomicBool = AtomicBool::new(false);
+
+/// Have Python's `os.fork` tell us in the child (once per process). A flag read after each
+/// call, where comparing `getpid()` with the server's pid cost a system call per request.
+fn watch_forks(py: Python<'_>) -> PyResult<()> {
+    static WATCHING: Once = Once::new();
+    let mut result = Ok(());
+    WATCHING.call_once(|| {
+        result = (|| {
+            let flag = pyo3::types::PyCFunction::new_closure(py, None, None, |_, _| {
+                FORKED.store(true, Ordering::Release);
+            })?;
+            let kwargs = PyDict::new(py);
+            kwargs.set_item(intern!(py, "after_in_child"), flag)?;
+            py.import(intern!(py, "os"))?
+                .getattr(intern!(py, "register_at_fork"))?
+                .call((), Some(&kwargs))
+                .map(drop)
+        })();
+    });
+    result
+}
+
+fn run(py: Python<'_>, shared: &Shared, task: Task) {
     let Task { calls, reply } = task;
     if reply.abandoned() {
         // Timed out while queued: nobody will read the result.
@@ -94,8 +121,8 @@ fn run(py: Python<'_>, shared: &Shared, task: Task, owner: u32) {
     let mut done: Vec<Option<Vec<u8>>> = Vec::with_capacity(calls.len());
     let mut pending = Vec::new();
     for (i, args) in calls.iter().enumerate() {
-        let result = call(py, function, args);
-        if std::process::id() != owner {
+        let result = call(py, shared, function, args);
+        if FORKED.load(Ordering::Acquire) {
             // The function forked and this is the child coming back: it must not answer, nor
             // live on holding the listening socket and the clients' connections. `os._exit`,
             // not `exit`: the parent's atexit handlers and buffers are not the child's to run.
@@ -132,6 +159,7 @@ fn run(py: Python<'_>, shared: &Shared, task: Task, owner: u32) {
 
 fn call<'py>(
     py: Python<'py>,
+    shared: &Shared,
     function: &Bound<'py, PyAny>,
     args: &Args,
 ) -> PyResult<Bound<'py, PyAny>> {
@@ -146,9 +174,27 @@ fn call<'py>(
     }
     let keywords = PyDict::new(py);
     for (name, value) in &args.keywords {
-        keywords.set_item(PyString::new(py, name), convert::json_to_py(py, value)?)?;
+        keywords.set_item(shared.name(py, name), convert::json_to_py(py, value)?)?;
     }
     function.call(positional, Some(&keywords))
+}
+
+impl Shared {
+    fn name<'py>(&self, py: Python<'py>, name: &str) -> Bound<'py, PyString> {
+        let mut names = self
+            .names
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, s)) = names.iter().find(|(n, _)| n == name) {
+            return s.bind(py).clone();
+        }
+        let s = PyString::intern(py, name);
+        // A few parameters in practice; the bound keeps a stream of odd names from growing it.
+        if names.len() < 64 {
+            names.push((name.to_owned(), s.clone().unbind()));
+        }
+        s
+    }
 }
 
 fn is_awaitable(result: &Bound<'_, PyAny>) -> bool {
@@ -174,6 +220,11 @@ fn is_awaitable(result: &Bound<'_, PyAny>) -> bool {
 /// (its rows), a pandas Series (its values), any sized iterable but a string, bytes or a dict.
 /// The batcher checks that there is one per item.
 fn split_batch(result: &Bound<'_, PyAny>, debug: bool) -> Outcome {
+    // A numeric numpy array: its rows as Python values at once, not one numpy scalar each.
+    let plain = convert::numeric_numpy(result)
+        .map_err(|err| raised(result.py(), &err, debug))?
+        .filter(PyAnyMethods::is_instance_of::<PyList>);
+    let result = plain.as_ref().unwrap_or(result);
     let not_sequence = result.is_instance_of::<PyString>()
         || result.is_instance_of::<PyDict>()
         || result.is_instance_of::<pyo3::types::PyBytes>()
