@@ -55,6 +55,15 @@ def table(headers: list[str], rows: list[list[str]], right: frozenset[int] = fro
     return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
 
 
+def verdicts(targets: Sequence[tuple[str, str, Optional[bool]]]) -> list[str]:
+    """The closing lines of a serving benchmark: each target PASS or FAIL with its figure."""
+    lines = ["", "targets:"]
+    for what, value, ok in targets:
+        lines.append(f"  {'PASS' if ok else 'FAIL'}  {what}: {value}")
+    lines.append("(! after a figure: some responses were not 2xx or some sockets failed)")
+    return lines
+
+
 def venv_python(venv: Path) -> Path:
     return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 

@@ -44,7 +44,14 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from _util import ensure_venv, log, median_time, table, versions_here  # noqa: E402
+from _util import (  # noqa: E402  (after the path is set)
+    ensure_venv,
+    log,
+    median_time,
+    table,
+    verdicts,
+    versions_here,
+)
 from serve import (  # noqa: E402
     CONCURRENCY,
     LoadGenerator,
@@ -446,10 +453,7 @@ def report(result: dict[str, Any]) -> str:
                 f"takeout batched ×{r['workers']} c={r['c']}: mean batch {r['mean_batch']:.1f} "
                 f"items, mean queue wait {r['mean_queue_wait_ms']:.2f} ms"
             )
-    lines += ["", "targets:"]
-    for what, value, ok in targets(result):
-        lines.append(f"  {'PASS' if ok else 'FAIL'}  {what}: {value}")
-    lines.append("(! after a figure: some responses were not 2xx or some sockets failed)")
+    lines += verdicts(targets(result))
     return "\n".join(lines)
 
 

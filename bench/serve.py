@@ -51,7 +51,7 @@ ROOT = HERE.parent
 TOOLS = ROOT / ".bench-tools"
 sys.path.insert(0, str(ROOT))
 
-from _util import log, wall  # noqa: E402  (after the path is set)
+from _util import log, verdicts, wall  # noqa: E402  (after the path is set)
 
 SAMPLE = [0.5, 0.5]
 BODY = json.dumps({"sample": SAMPLE})
@@ -689,10 +689,7 @@ def report(result: dict[str, Any]) -> str:
                 cs["overhead_1w_ms"] <= 100,
             )
         )
-    lines += ["", "targets:"]
-    for what, value, ok in targets:
-        lines.append(f"  {'PASS' if ok else 'FAIL'}  {what}: {value}")
-    lines.append("(! after a figure: some responses were not 2xx or some sockets failed)")
+    lines += verdicts(targets)
     return "\n".join(lines)
 
 
