@@ -149,6 +149,34 @@ pub(crate) struct FnSummary {
     /// The builtins it calls that read names the parser cannot see (`eval` of a computed
     /// string, `globals()`): dynamic only while the name is not the notebook's own.
     pub(crate) dynamic: Vec<Sym>,
+    /// The names its strings may spell, for its dynamic reads.
+    pub(crate) hints: Vec<NameHint>,
+}
+
+/// A name a string in the code may spell: what `globals()[key]` or `eval(key)` can look up
+/// when `key` is built from that string. A name a caller passes in spells nothing here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum NameHint {
+    /// `"solve_bfs"`
+    Exact(String),
+    /// `f"solve_{method}"`, `"solve_" + method`, `"solve_{}".format(method)`
+    Prefix(String),
+    /// `f"{kind}_model"`, `kind + "_model"`
+    Suffix(String),
+}
+
+impl NameHint {
+    pub(crate) fn matches(&self, name: &str) -> bool {
+        match self {
+            NameHint::Exact(exact) => name == exact,
+            NameHint::Prefix(prefix) => {
+                name.len() > prefix.len() && name.starts_with(prefix.as_str())
+            }
+            NameHint::Suffix(suffix) => {
+                name.len() > suffix.len() && name.ends_with(suffix.as_str())
+            }
+        }
+    }
 }
 
 /// An import statement anywhere in the statement, for the static dependency estimate.
@@ -189,6 +217,8 @@ pub(crate) struct Facts {
     pub(crate) dynamic: Vec<Sym>,
     /// The same, called as the statement runs (`exec(code)` may bind any name).
     pub(crate) dynamic_now: Vec<Sym>,
+    /// The names the strings evaluated as the statement runs may spell (see [`NameHint`]).
+    pub(crate) hints: Vec<NameHint>,
     /// `name = receiver.method` at module level (`cat = ''.join`): calling `name` is calling
     /// that method. `(name, receiver's root, method)`; no root for a literal receiver.
     pub(crate) method_aliases: Vec<(Sym, Option<Sym>, Sym)>,

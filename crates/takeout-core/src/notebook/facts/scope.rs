@@ -4,7 +4,7 @@
 
 use rustc_hash::FxHashSet;
 
-use super::{Call, Def, DefKind, Facts, Interner, Sym};
+use super::{Call, Def, DefKind, Facts, Interner, NameHint, Sym};
 use ruff_python_ast::Expr;
 use ruff_text_size::TextRange;
 
@@ -33,6 +33,7 @@ pub(super) struct Scope {
     pub(super) params: Vec<Sym>,
     pub(super) kwonly: Vec<Sym>,
     pub(super) dynamic: Vec<Sym>,
+    pub(super) hints: Vec<NameHint>,
     /// Index into `Facts::functions` for a module-level `def`.
     pub(super) summary: Option<usize>,
 }
@@ -52,6 +53,7 @@ impl Scope {
             params: Vec::new(),
             kwonly: Vec::new(),
             dynamic: Vec::new(),
+            hints: Vec::new(),
             summary: None,
         }
     }
@@ -189,6 +191,19 @@ impl<'n> Walker<'n> {
         }
     }
 
+    /// A string that may spell a name (see [`NameHint`]); kept where the code runs.
+    pub(super) fn hint(&mut self, hint: NameHint) {
+        let s = self.effect_scope();
+        let hints = if s == MODULE {
+            &mut self.facts.hints
+        } else {
+            &mut self.scopes[s].hints
+        };
+        if !hints.contains(&hint) {
+            hints.push(hint);
+        }
+    }
+
     // ── after the walk: resolve function scopes ────────────────────────────────────────────
 
     pub(super) fn finish(mut self) -> Facts {
@@ -240,7 +255,9 @@ impl<'n> Walker<'n> {
                 let calls = std::mem::take(&mut scope.calls);
                 let aliases = std::mem::take(&mut scope.aliases);
                 let dynamic = scope.dynamic.clone();
+                let hints = std::mem::take(&mut scope.hints);
                 let f = &mut self.facts.functions[index];
+                f.hints.extend(hints);
                 f.global_writes.extend(global_writes);
                 f.stores.extend(stores);
                 f.calls.extend(calls);
