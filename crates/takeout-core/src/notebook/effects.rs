@@ -251,17 +251,23 @@ pub(crate) fn resolve(units: &[Unit], names: &Interner) -> (Vec<Resolved>, Bindi
                 true
             }
         });
-        resolved.push(Resolved {
-            mods,
-            reads,
-            reads_any: pass.any_dynamic(&unit.facts.dynamic_now, None) || effects.reads_any,
-            hints: unit
-                .facts
+        let reads_any = pass.any_dynamic(&unit.facts.dynamic_now, None) || effects.reads_any;
+        // Only a dynamic read needs them; most statements have none.
+        let hints = if reads_any {
+            unit.facts
                 .hints
                 .iter()
                 .chain(&effects.hints)
                 .cloned()
-                .collect(),
+                .collect()
+        } else {
+            Vec::new()
+        };
+        resolved.push(Resolved {
+            mods,
+            reads,
+            reads_any,
+            hints,
             any_name: pass.any_dynamic(&unit.facts.dynamic_now, None),
         });
     }
@@ -437,10 +443,13 @@ impl Forward<'_> {
             param_mods: Vec::new(),
             reads: f.free.clone(),
             reads_any: self.any_dynamic(&f.dynamic, Some(f)),
-            hints: f.hints.clone(),
+            hints: Vec::new(),
         };
         // Recursion: the first visit accounts for the whole cycle.
         if visiting.contains(&(u, i)) {
+            if fx.reads_any {
+                fx.hints.clone_from(&f.hints);
+            }
             return fx;
         }
         visiting.push((u, i));
@@ -451,7 +460,9 @@ impl Forward<'_> {
         visiting.pop();
         fx.reads.extend(effects.reads);
         fx.reads_any |= effects.reads_any;
-        fx.hints.extend(effects.hints);
+        if fx.reads_any {
+            fx.hints = f.hints.iter().cloned().chain(effects.hints).collect();
+        }
         let mut local: Sharing<Sym> = Sharing::new();
         let holds = |name: Sym| f.locals.contains(&name) || self.may_hold_objects(name);
         for &(part, whole) in f.aliases.iter().chain(&effects.edges) {

@@ -581,7 +581,7 @@ impl<'p> Backward<'p> {
             .flat_map(|unit| unit.facts.defs.iter().map(|d| d.name))
             .collect();
         // What the function reads when called, itself included: the code that is pickled.
-        let named: FxHashSet<Sym> = outcome.seeds.iter().map(|&(_, s)| s).collect();
+        let pickled: FxHashSet<Sym> = outcome.seeds.iter().map(|&(_, s)| s).collect();
         for (unit, kept) in self.parsed.units.iter().zip(&outcome.kept) {
             if kept.is_none() {
                 continue;
@@ -590,7 +590,7 @@ impl<'p> Backward<'p> {
                 .facts
                 .functions
                 .iter()
-                .filter(|f| named.contains(&f.name))
+                .filter(|f| pickled.contains(&f.name))
             {
                 let Some(&builtin) = f.dynamic.iter().find(|b| !bound.contains(b)) else {
                     continue;
@@ -602,7 +602,7 @@ impl<'p> Backward<'p> {
                 let missing: Vec<&str> = self
                     .spelled(&f.hints)
                     .into_iter()
-                    .filter(|s| !named.contains(s))
+                    .filter(|s| !pickled.contains(s))
                     .map(|s| names.name(s))
                     .collect();
                 let function = names.name(f.name);

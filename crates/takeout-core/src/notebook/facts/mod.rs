@@ -155,7 +155,7 @@ pub(crate) struct FnSummary {
 
 /// A name a string in the code may spell: what `globals()[key]` or `eval(key)` can look up
 /// when `key` is built from that string. A name a caller passes in spells nothing here.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum NameHint {
     /// `"solve_bfs"`
     Exact(String),
@@ -168,13 +168,9 @@ pub(crate) enum NameHint {
 impl NameHint {
     pub(crate) fn matches(&self, name: &str) -> bool {
         match self {
-            NameHint::Exact(exact) => name == exact,
-            NameHint::Prefix(prefix) => {
-                name.len() > prefix.len() && name.starts_with(prefix.as_str())
-            }
-            NameHint::Suffix(suffix) => {
-                name.len() > suffix.len() && name.ends_with(suffix.as_str())
-            }
+            Self::Exact(exact) => name == exact,
+            Self::Prefix(prefix) => name.len() > prefix.len() && name.starts_with(prefix.as_str()),
+            Self::Suffix(suffix) => name.len() > suffix.len() && name.ends_with(suffix.as_str()),
         }
     }
 }
@@ -212,10 +208,9 @@ pub(crate) struct Facts {
     /// Names bound in class bodies and comprehensions that run now: local to this
     /// statement, even when a global of the same name exists.
     pub(crate) scratch: Vec<Sym>,
-    /// Reads names the parser cannot see (`eval`, `globals()`), now or in a function body:
-    /// the builtins called, as in [`FnSummary::dynamic`].
-    pub(crate) dynamic: Vec<Sym>,
-    /// The same, called as the statement runs (`exec(code)` may bind any name).
+    /// Reads names the parser cannot see as the statement runs (`exec(code)` may bind any
+    /// name): the builtins called, as in [`FnSummary::dynamic`]. In a function body, such a
+    /// call is the function's (see `slicer::Backward::dynamic_when_called`).
     pub(crate) dynamic_now: Vec<Sym>,
     /// The names the strings evaluated as the statement runs may spell (see [`NameHint`]).
     pub(crate) hints: Vec<NameHint>,

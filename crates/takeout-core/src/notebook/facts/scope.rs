@@ -184,7 +184,6 @@ impl<'n> Walker<'n> {
     pub(super) fn mark_dynamic(&mut self, builtin: Sym) {
         let s = self.effect_scope();
         if s == MODULE {
-            self.facts.dynamic.push(builtin);
             self.facts.dynamic_now.push(builtin);
         } else {
             self.scopes[s].dynamic.push(builtin);
@@ -199,9 +198,8 @@ impl<'n> Walker<'n> {
         } else {
             &mut self.scopes[s].hints
         };
-        if !hints.contains(&hint) {
-            hints.push(hint);
-        }
+        // Deduplicated once, in `finish`: a cell may hold thousands of strings.
+        hints.push(hint);
     }
 
     // ── after the walk: resolve function scopes ────────────────────────────────────────────
@@ -269,8 +267,6 @@ impl<'n> Walker<'n> {
                     f.locals = locals;
                 }
             }
-            let dynamic = self.scopes[s].dynamic.clone();
-            self.facts.dynamic.extend(dynamic);
             for name in free {
                 if declared_global.contains(&name) {
                     self.deliver_global(name, summary);
@@ -283,7 +279,11 @@ impl<'n> Walker<'n> {
         for f in &mut facts.functions {
             f.free.sort_unstable();
             f.free.dedup();
+            f.hints.sort_unstable();
+            f.hints.dedup();
         }
+        facts.hints.sort_unstable();
+        facts.hints.dedup();
         facts.uses_now.sort_unstable();
         facts.uses_now.dedup();
         facts.uses_later.sort_unstable();
