@@ -342,7 +342,7 @@ def _occupy(url: str, seconds: float) -> threading.Thread:
         target=lambda: done.append(post(url + "/call", {"x": seconds, "mode": "sleep"}))
     )
     t.start()
-    time.sleep(0.3)  # it is in the function now
+    time.sleep(0.5)  # it is in the function now
     t.done = done  # type: ignore[attr-defined]
     return t
 
@@ -376,7 +376,7 @@ def test_a_raising_batch_fails_every_request_in_it(
 ) -> None:
     server = serve(transport, bundles["hold"])
     try:
-        running = _occupy(server.url, 0.8)
+        running = _occupy(server.url, 2.0)
         answers = _together(server.url, [{"x": i, "mode": "raise"} for i in (1, 2, 3, 4)])
         errors = [error_of(r) for r in answers]
         assert [r.status_code for r in answers] == [500] * 4
@@ -398,7 +398,7 @@ def test_a_result_of_the_wrong_length_is_a_500_naming_both_lengths(
 ) -> None:
     server = serve(transport, bundles["hold"])
     try:
-        running = _occupy(server.url, 0.8)
+        running = _occupy(server.url, 2.0)
         answers = _together(server.url, [{"x": i, "mode": "short"} for i in (1, 2, 3)])
         for r in answers:
             assert r.status_code == 500

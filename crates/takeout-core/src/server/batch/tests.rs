@@ -102,12 +102,12 @@ impl Rig {
     }
 }
 
-/// The function's answers: ten times each item, as encoded JSON.
-fn times_ten(items: &[i64]) -> Outcome {
-    Ok(items
+/// The function's results: ten times each item, as encoded JSON.
+fn times_ten(items: &[i64]) -> Vec<Vec<u8>> {
+    items
         .iter()
         .map(|x| (x * 10).to_string().into_bytes())
-        .collect())
+        .collect()
 }
 
 fn results(rx: &Receiver<Outcome>) -> Vec<String> {
@@ -128,7 +128,7 @@ fn an_idle_server_holds_a_lone_request_back_for_nothing() {
     // Far below the 30 s wait: handed over because nothing else was running.
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(items, [4]);
-    reply.send(times_ten(&items));
+    reply.send(Ok(times_ten(&items)));
     assert_eq!(results(&answer), ["40"]);
 }
 
@@ -140,11 +140,11 @@ fn requests_arriving_during_a_call_share_the_next_one_each_with_its_own_answer()
     assert_eq!(items, [1]);
     let waiting: Vec<_> = (2..=6).map(|x| rig.send(vec![item(x)])).collect();
     rig.none_within(Duration::from_millis(50));
-    running.send(times_ten(&items));
+    running.send(Ok(times_ten(&items)));
     assert_eq!(results(&first), ["10"]);
     let (items, _, reply) = rig.next(Duration::from_secs(5)).unwrap();
     assert_eq!(items, [2, 3, 4, 5, 6]);
-    reply.send(times_ten(&items));
+    reply.send(Ok(times_ten(&items)));
     for (x, rx) in (2..=6).zip(&waiting) {
         assert_eq!(results(rx), [format!("{}", x * 10)]);
     }
@@ -169,13 +169,13 @@ fn a_full_queue_goes_at_once_in_chunks_of_max_size() {
     assert_eq!((a.clone(), b.clone()), (vec![1, 2, 3, 4], vec![5, 6, 7, 8]));
     // The last two are not a full batch: they wait until no call is running.
     rig.none_within(Duration::from_millis(50));
-    ra.send(times_ten(&a));
-    rb.send(times_ten(&b));
+    ra.send(Ok(times_ten(&a)));
+    rb.send(Ok(times_ten(&b)));
     rig.none_within(Duration::from_millis(50));
-    running.send(times_ten(&[0]));
+    running.send(Ok(times_ten(&[0])));
     let (c, _, rc) = rig.next(Duration::from_secs(5)).unwrap();
     assert_eq!(c, [9, 10]);
-    rc.send(times_ten(&c));
+    rc.send(Ok(times_ten(&c)));
     let want: Vec<String> = (1..=10).map(|x| (x * 10).to_string()).collect();
     assert_eq!(results(&answer), want);
 }
@@ -191,7 +191,7 @@ fn a_partial_batch_goes_when_its_oldest_item_has_waited_max_wait() {
     let (items, _, reply) = rig.next(Duration::from_secs(5)).unwrap();
     assert!(queued.elapsed() >= Duration::from_millis(100));
     assert_eq!(items, [1, 2, 3]);
-    reply.send(times_ten(&items));
+    reply.send(Ok(times_ten(&items)));
     for (x, rx) in (1..=3).zip(&answers) {
         assert_eq!(results(rx), [format!("{}", x * 10)]);
     }
@@ -205,11 +205,11 @@ fn only_items_with_equal_other_arguments_share_a_call() {
     let _a = rig.send(vec![with_scale(1, 2)]);
     let _b = rig.send(vec![with_scale(2, 3)]);
     let _c = rig.send(vec![with_scale(3, 2)]);
-    running.send(times_ten(&[0]));
+    running.send(Ok(times_ten(&[0])));
     let (items, rest, next) = rig.next(Duration::from_secs(5)).unwrap();
     assert_eq!(items, [1, 3]);
     assert_eq!(rest.keywords, [("scale".to_owned(), Json::Int(2))]);
-    next.send(times_ten(&items));
+    next.send(Ok(times_ten(&items)));
     let (items, rest, _) = rig.next(Duration::from_secs(5)).unwrap();
     assert_eq!(items, [2]);
     assert_eq!(rest.keywords, [("scale".to_owned(), Json::Int(3))]);
@@ -222,10 +222,10 @@ fn a_result_of_another_length_fails_every_request_naming_both_lengths() {
     let (_, _, running) = rig.next(Duration::from_secs(5)).unwrap();
     let a = rig.send(vec![item(1)]);
     let b = rig.send(vec![item(2), item(3)]);
-    running.send(times_ten(&[0]));
+    running.send(Ok(times_ten(&[0])));
     let (items, _, reply) = rig.next(Duration::from_secs(5)).unwrap();
     assert_eq!(items, [1, 2, 3]);
-    reply.send(times_ten(&[1, 2]));
+    reply.send(Ok(times_ten(&[1, 2])));
     let want = CallError::BatchResult(length_message(2, 3));
     for rx in [a, b] {
         assert_eq!(
@@ -243,7 +243,7 @@ fn a_raising_batch_fails_every_request_in_it_and_the_next_batch_still_runs() {
     let (_, _, running) = rig.next(Duration::from_secs(5)).unwrap();
     let a = rig.send(vec![item(1)]);
     let b = rig.send(vec![item(2)]);
-    running.send(times_ten(&[0]));
+    running.send(Ok(times_ten(&[0])));
     let (_, _, reply) = rig.next(Duration::from_secs(5)).unwrap();
     let later = rig.send(vec![item(7)]);
     let raised = CallError::Raised {
@@ -260,7 +260,7 @@ fn a_raising_batch_fails_every_request_in_it_and_the_next_batch_still_runs() {
     }
     let (items, _, reply) = rig.next(Duration::from_secs(5)).unwrap();
     assert_eq!(items, [7]);
-    reply.send(times_ten(&items));
+    reply.send(Ok(times_ten(&items)));
     assert_eq!(results(&later), ["70"]);
 }
 
@@ -271,10 +271,10 @@ fn items_nobody_waits_for_are_left_out() {
     let (_, _, running) = rig.next(Duration::from_secs(5)).unwrap();
     rig.batcher.invoke(vec![item(1)], Box::new(Gone));
     let kept = rig.send(vec![item(2)]);
-    running.send(times_ten(&[0]));
+    running.send(Ok(times_ten(&[0])));
     let (items, _, reply) = rig.next(Duration::from_secs(5)).unwrap();
     assert_eq!(items, [2]);
-    reply.send(times_ten(&items));
+    reply.send(Ok(times_ten(&items)));
     assert_eq!(results(&kept), ["20"]);
 }
 
@@ -290,7 +290,7 @@ fn closing_hands_over_what_is_queued_at_once() {
         .next(Duration::from_millis(500))
         .expect("handed over on close");
     assert_eq!(items, [5]);
-    reply.send(times_ten(&items));
+    reply.send(Ok(times_ten(&items)));
     assert_eq!(results(&waiting), ["50"]);
 }
 
