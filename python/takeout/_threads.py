@@ -4,7 +4,8 @@ A numpy/scipy/scikit-learn call that reaches BLAS starts one thread per core by 
 several workers (or several calls) at once those threads fight over the same cores and a server
 collapses under load. Each worker gets its share of the CPUs the process may really use (its
 affinity mask and its cgroup's CPU quota: a container's `--cpus`, a pod's CPU limit; not the
-host's core count), less one CPU for the server's own threads. Ray's replicas call `limit(num_cpus)` the same way.
+host's core count), less one CPU for the server's own threads. Ray's replicas call
+`limit(num_cpus)` the same way.
 """
 
 from __future__ import annotations
