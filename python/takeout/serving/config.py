@@ -213,12 +213,34 @@ class ServeConfig:
         "calls queued or running per worker; past it, 503 with Retry-After",
         metavar="N",
     )
+    max_connections: int = _option(
+        4096,
+        _count,
+        "open connections per worker; past it the longest-idle keep-alive one is closed, and "
+        "with none idle a new one gets 503 with Retry-After (lowered to fit the open-file limit)",
+        metavar="N",
+    )
+    body_budget: int = _option(
+        128 << 20,
+        _size,
+        "bytes of request bodies being received at once per worker, over all connections; "
+        "past it, 503 with Retry-After",
+        metavar="SIZE",
+        shown="128MiB",
+    )
     threads: int = _option(8, _count, "threads running the function per worker", metavar="N")
     io_threads: int = _option(1, _count, "threads doing HTTP and JSON per worker", metavar="N")
     grace: float = _option(
         30.0,
         _seconds_or_zero,
         "on SIGTERM, how long in-flight calls may still run",
+        metavar="SECONDS",
+    )
+    stuck_restart: float = _option(
+        30.0,
+        _seconds_or_zero,
+        "once every call thread has been in a call past --timeout this much longer, /healthz "
+        "answers 503 and the supervisor replaces the worker; 0 never",
         metavar="SECONDS",
     )
     body_timeout: float = _option(
@@ -253,6 +275,12 @@ class ServeConfig:
         for option in OPTIONS:
             value = option.convert(getattr(self, option.name), option.name)
             object.__setattr__(self, option.name, value)
+        if self.body_budget < self.max_body:
+            raise UsageError(
+                f"body_budget `{self.body_budget}` (`--body-budget`) is smaller than max_body "
+                f"`{self.max_body}`, so a body of the largest size could never be received; "
+                "raise the budget or lower `--max-body`"
+            )
 
     @classmethod
     def create(cls, **given: Any) -> ServeConfig:
