@@ -33,7 +33,8 @@ pub(crate) struct ServeConfig {
     pub(crate) debug: bool,
     allow_host: String,
     max_connections: usize,
-    body_budget: usize,
+    /// `None`: 128 MiB, or `max_body` if larger.
+    body_budget: Option<usize>,
     stuck_restart: f64,
 }
 
@@ -79,7 +80,9 @@ impl ServeConfig {
             body_timeout: seconds("body_timeout", self.body_timeout)?,
             grace: seconds("grace", self.grace)?,
             max_connections: self.max_connections.max(1),
-            body_budget: self.body_budget,
+            body_budget: self
+                .body_budget
+                .unwrap_or_else(|| http::Config::default().body_budget.max(self.max_body)),
             ..http::Config::default()
         })
     }

@@ -138,7 +138,6 @@ class Supervisor:
             )
             self.due[slot] = now + delay
 
-
     def _replace_wedged(self, now: float) -> None:
         """Stop each worker whose every call thread is stuck (its calls could only time out;
         `/healthz` says so to an orchestrator too), killing it if it has not gone within the

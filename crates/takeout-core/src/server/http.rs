@@ -5,6 +5,7 @@
 //! finish within `grace`, then return.
 
 use std::convert::Infallible;
+use std::fmt::Write as _;
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -534,7 +535,7 @@ fn refuse(state: &Arc<State>, mut stream: TcpStream) {
         r.body.len()
     );
     for (name, value) in &r.headers {
-        bytes.push_str(&format!("{name}: {value}\r\n"));
+        let _ = write!(bytes, "{name}: {value}\r\n");
     }
     bytes.push_str("connection: close\r\n\r\n");
     let mut bytes = bytes.into_bytes();

@@ -460,7 +460,7 @@ impl Metrics {
                 block.log_dropped.load(Relaxed)
             );
         }
-        let gauges: [(&str, &str, &str, fn(&Block) -> u64); 4] = [
+        let gauges: [Series; 4] = [
             (
                 "takeout_call_threads",
                 "gauge",
@@ -517,6 +517,9 @@ impl Metrics {
         out
     }
 }
+
+/// One value per worker: its name, type, help and how to read it from a block.
+type Series = (&'static str, &'static str, &'static str, fn(&Block) -> u64);
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");

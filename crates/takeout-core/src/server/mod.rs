@@ -68,13 +68,3 @@ pub trait CallThreads: Send + Sync + 'static {
     /// Calls that have been running for longer than `age` and have not returned.
     fn running_longer_than(&self, age: std::time::Duration) -> usize;
 }
-
-impl<I: pool::Interpreter, T: Send + 'static> CallThreads for pool::Pool<I, T> {
-    fn threads(&self) -> usize {
-        pool::Pool::threads(self)
-    }
-
-    fn running_longer_than(&self, age: std::time::Duration) -> usize {
-        pool::Pool::running_longer_than(self, age)
-    }
-}
