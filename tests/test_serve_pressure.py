@@ -245,6 +245,26 @@ def test_a_wedged_pool_shows_in_the_probes_and_metrics_and_exits_1(
     assert "calls_stuck=2" in line, line
 
 
+def test_sigterm_lets_a_timed_out_call_return_within_the_grace_period(
+    bundles: dict[str, Path],
+) -> None:
+    """A call past `--timeout` got its 504 but is still in the function; SIGTERM lets it
+    return within the grace period and exits 0. Exiting at once let it return into an
+    interpreter being shut down, which aborted the process (SIGABRT, exit 134) now and then."""
+    server = takeout_serve(bundles["probe"], "--timeout=0.5")
+    try:
+        r = httpx.post(server.url + "/call", json={"x": 1.5, "mode": "sleep"}, timeout=10)
+        assert r.status_code == 504
+        t0 = time.monotonic()
+        code = server.stop()
+        waited = time.monotonic() - t0
+    finally:
+        server.stop(signal.SIGKILL)
+    assert code == 0, server.log
+    assert 0.5 < waited < 5, waited
+    assert "abandoned" not in server.log
+
+
 def test_the_supervisor_replaces_a_worker_whose_every_thread_is_stuck(
     bundles: dict[str, Path],
 ) -> None:

@@ -190,6 +190,9 @@ class App:
         """`(slot, pid)` of each forked worker whose every call thread has been stuck past
         `stuck_restart`, as the workers last wrote it in the shared metrics."""
     @property
+    def wedged(self) -> bool:
+        """Every call thread has been stuck past `stuck_restart`: those calls will not return."""
+    @property
     def calls_running(self) -> int:
         """Calls running or queued on this process's call threads; once the server has
         stopped, the ones left are stuck."""

@@ -139,6 +139,12 @@ impl PyApp {
         self.inner.service.metrics().wedged_workers()
     }
 
+    /// Every call thread has been stuck past `--stuck-restart`: those calls will not return.
+    #[getter]
+    fn wedged(&self) -> bool {
+        self.inner.service.health().stuck_too_long
+    }
+
     /// Calls running or queued in this process's threads (stuck ones, once stopped).
     #[getter]
     fn calls_running(&self) -> usize {

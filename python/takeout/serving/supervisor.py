@@ -171,12 +171,19 @@ def _worker(app: Any, slot: int, config: ServeConfig, parent: int) -> None:
         from .. import _core
 
         server = _core.Server(app, config, reuse_port=True)
-        with on_signals(server.shutdown):
+        stopping: list[float] = []
+
+        def shutdown() -> None:
+            stopping.append(time.monotonic())
+            server.shutdown()
+
+        with on_signals(shutdown):
             signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
             server.wait()
         from .process import exit_if_calls_left
 
-        exit_if_calls_left(Log(config.log_format), app, server, config)
+        since = stopping[0] if stopping else None
+        exit_if_calls_left(Log(config.log_format), app, server, config, since)
         code = 0
     except BaseException as err:
         print(f"takeout: worker {os.getpid()} failed: {err}", file=sys.stderr)
