@@ -46,13 +46,15 @@ impl PyApp {
         if !function.bind(py).is_callable() {
             return Err(serve_error("the function to serve is not callable".into()));
         }
+        let invoker = Arc::new(PyInvoker::new(function, config.threads, config.debug));
         let service = Service::new(manifest_json, config.options()?, config.logger()?)
-            .map_err(|err| serve_error(format!("cannot serve this manifest: {err}")))?;
+            .map_err(|err| serve_error(format!("cannot serve this manifest: {err}")))?
+            .with_call_threads(invoker.clone());
         crate::convert::warm_up(py)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 service: Arc::new(service),
-                invoker: Arc::new(PyInvoker::new(function, config.threads, config.debug)),
+                invoker,
             }),
         })
     }
@@ -129,6 +131,24 @@ impl PyApp {
     /// scrape of any worker shows them all. False when `workers` was 1 or `slot` is past it.
     fn set_worker(&self, slot: usize) -> bool {
         self.inner.service.metrics().set_worker(slot)
+    }
+
+    /// `(slot, pid)` of each forked worker whose every call thread has been stuck past
+    /// `--stuck-restart`, as the workers last wrote it in the shared metrics.
+    fn wedged_workers(&self) -> Vec<(usize, u32)> {
+        self.inner.service.metrics().wedged_workers()
+    }
+
+    /// Every call thread has been stuck past `--stuck-restart`: those calls will not return.
+    #[getter]
+    fn wedged(&self) -> bool {
+        self.inner.service.health().stuck_too_long
+    }
+
+    /// Calls running or queued in this process's threads (stuck ones, once stopped).
+    #[getter]
+    fn calls_running(&self) -> usize {
+        self.inner.invoker.busy()
     }
 
     /// `/readyz` answers 503 from now on (ASGI lifespan shutdown).
