@@ -436,3 +436,14 @@ def test_sigterm_with_a_half_full_queue_loses_no_request(
     assert code == 0, server.log
     assert running.done[0].json() == {"result": 2.0}  # type: ignore[attr-defined]
     assert sorted(r.json()["result"] for r in results) == [0, 2, 4, 6]
+
+
+def test_a_live_decorated_function_is_served_batched(km: dict[str, Any]) -> None:
+    handle = takeout.serve(km["km_predict"], port=0, background=True)
+    assert handle is not None
+    try:
+        r = post(handle.url + "/call", {"samples": [6.5, 3.0]})
+        assert r.json() == {"result": int(km["km_predict_one"]([6.5, 3.0]))}
+        assert metric(httpx.get(handle.url + "/metrics").text, "takeout_batch_size_count") == 1
+    finally:
+        handle.stop()
