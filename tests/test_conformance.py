@@ -2,8 +2,9 @@
 to JSON, with the same answer. The paths are `_runtime.to_json` (what `takeout.call`, pack's
 recorded outputs and `verify` use), `takeout call` (the CLI, a real process), `takeout serve`
 (a real server process on loopback, the Rust encoder) and the ASGI adapter
-(`takeout.asgi.app`, the same Rust encoder behind an ASGI server). One bundle, whose function
-returns the value its argument names, serves every row.
+(`takeout.asgi.app`, the same Rust encoder behind an ASGI server), and `takeout serve` of a
+batch function returning the rows its items name (the batcher's per-item split). One bundle,
+whose function returns the value its argument names, serves every row.
 
 Where the encoders used to disagree, the answer chosen and why is said at the row; the
 reasons live in `takeout/_types.py`, beside the rule itself.
@@ -384,6 +385,24 @@ def served(bundle: Path) -> Iterator[Served]:
     assert server.stop() == 0, server.log
 
 
+# A batch function returning every row: each item's result is encoded on its own, by the same
+# encoder, so a batched bundle answers each row as the unbatched one does.
+BATCHED = """
+def results(kinds: list) -> list:
+    return [result(kind) for kind in kinds]
+"""
+
+
+@pytest.fixture(scope="module")
+def batched_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    fn = run_cells(CELL, BATCHED)["results"]
+    root = tmp_path_factory.mktemp("conformance-batched")
+    bundle = takeout.pack(fn, root / "results.takeout", batch=takeout.Batch()).path
+    server = serve("takeout", bundle)
+    yield server
+    assert server.stop() == 0, server.log
+
+
 @pytest.fixture(scope="module")
 def asgi_answers(bundle: Path) -> dict[str, tuple[str, Any]]:
     app = takeout.asgi.app(bundle)
@@ -420,6 +439,7 @@ def test_the_same_json_on_every_path(
     cell: dict[str, Any],
     cli_answers: dict[str, tuple[str, Any]],
     served: Served,
+    batched_served: Served,
     asgi_answers: dict[str, tuple[str, Any]],
 ) -> None:
     answers = {
@@ -427,6 +447,9 @@ def test_the_same_json_on_every_path(
         "takeout call": cli_answers[kind],
         "takeout serve": by_http(httpx.post(served.url + "/call", json={"kind": kind}, timeout=30)),
         "takeout.asgi": asgi_answers[kind],
+        "takeout serve, batched": by_http(
+            httpx.post(batched_served.url + "/call", json={"kinds": kind}, timeout=30)
+        ),
     }
     for where, got in answers.items():
         check(kind, got, where)

@@ -143,3 +143,18 @@ def _numpy_version() -> str:
     import numpy
 
     return numpy.__version__
+
+
+def test_pack_with_the_batch_flags(session: Session) -> None:
+    folder = session.folder  # type: ignore[attr-defined]
+    session.run("def score_all(xs: list) -> list:\n    return [score(x) for x in xs]")
+    bundle = folder / "score_all.takeout"
+    line = f"%takeout pack score_all -o {bundle} --batch 8 --batch-wait 1ms --example '[[1, 1]]'"
+    out = stream(session.run(line), "stdout")
+    assert out.startswith(f"packed `score_all` into {bundle} ("), out
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["batch"] == {"max_size": 8, "max_wait_ms": 1.0, "parameter": "xs"}
+    assert manifest["examples"][0]["output"] == 3.0  # one item: score([1, 1])
+    err = stream(session.run(f"%takeout pack score_all -o {folder}/b.takeout --batch 0"), "stderr")
+    assert err.startswith("UsageError: Batch max_size `0` is not a whole number"), err
+    assert not (folder / "b.takeout").exists()

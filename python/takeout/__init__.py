@@ -16,15 +16,29 @@ from .errors import TakeoutError
 
 if TYPE_CHECKING:
     from .analysis import deps
+    from .batching import Batch, batched
     from .bundle import Bundle, load, pack
     from .report import Report
     from .serving import serve
     from .verification import verify
 
-__all__ = ["Bundle", "Report", "TakeoutError", "deps", "load", "pack", "serve", "verify"]
+__all__ = [
+    "Batch",
+    "Bundle",
+    "Report",
+    "TakeoutError",
+    "batched",
+    "deps",
+    "load",
+    "pack",
+    "serve",
+    "verify",
+]
 
 _LAZY = {
     "deps": ("analysis", "deps"),
+    "Batch": ("batching", "Batch"),
+    "batched": ("batching", "batched"),
     "Report": ("report", "Report"),
     "pack": ("bundle", "pack"),
     "load": ("bundle", "load"),

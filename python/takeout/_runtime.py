@@ -703,6 +703,56 @@ def call_example(fn: Callable[..., Any], example: dict[str, Any]) -> Any:
     return to_json(settle(fn(*example.get("args", ()), **kwargs)))
 
 
+# ── batch functions, one item at a time ──────────────────────────────────────────────────
+
+
+class BatchResultError(Exception):
+    """A batch function returned something other than one result per item."""
+
+
+def batch_results(result: Any, items: int) -> list[Any]:
+    """The per-item results of a batch call (a list, tuple, numpy array, pandas Series...):
+    the same rule, and the same sentences, as the server's batcher."""
+    if isinstance(result, (str, bytes, dict)) or not hasattr(result, "__len__"):
+        raise BatchResultError(
+            f"the batch function returned `{type(result).__name__}`, not a sequence; return "
+            "a list (or numpy array, pandas Series) with one result per item"
+        )
+    got = len(result)
+    if got != items:
+        raise BatchResultError(
+            f"the batch function returned {_count(got, 'result')} for {_count(items, 'item')}; "
+            "return one result per item, in order"
+        )
+    return list(result)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def one_item(fn: Callable[..., Any], batch: Optional[dict[str, Any]]) -> Callable[..., Any]:
+    """`fn` as a function of one item when the manifest's `batch` says it takes a list: what
+    `takeout call`, the recorded examples and verify call, so they see the API clients see."""
+    if not batch:
+        return fn
+    import functools
+
+    name = batch.get("parameter")
+
+    # `wraps`: the signature seen through it is the function's, whose first parameter now
+    # takes one item, so a lone JSON value still binds to a one-parameter function.
+    @functools.wraps(fn)
+    def single(*args: Any, **kwargs: Any) -> Any:
+        if args:
+            args = ([args[0]], *args[1:])
+        elif name in kwargs:
+            kwargs[name] = [kwargs[name]]
+        return batch_results(fn(*args, **kwargs), 1)[0]
+
+    return single
+
+
 # ── standalone: `python -I _runtime.py BUNDLE` in a clean venv ───────────────────────────
 
 
@@ -714,7 +764,7 @@ def _standalone(root: Path) -> dict[str, Any]:
             read_verified(root, rel, expected)
     check_python(manifest)
     fn = load_function(root, manifest)
-    fn = converter(fn) or fn
+    fn = one_item(converter(fn) or fn, manifest.get("batch"))
     results = []
     for index, example in enumerate(manifest.get("examples", ())):
         try:

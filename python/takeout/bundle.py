@@ -22,11 +22,14 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from . import _checks, _runtime
 from ._names import BUNDLE_NAME, bundle_name
 from .errors import BundleError, BundleIntegrityError, ExampleError, UsageError
+
+if TYPE_CHECKING:
+    from .batching import Batch
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -69,6 +72,7 @@ def pack(
     signing_key: Union[str, bytes, None] = None,
     overwrite: bool = False,
     example_check: Optional[str] = None,
+    batch: Optional[Batch] = None,
 ) -> Bundle:
     """Write `fn` as a bundle directory and return it.
 
@@ -77,7 +81,13 @@ def pack(
     `example_check` is how verify compares them: `exact`, `shape` or `type` (for results that
     vary); by default each example runs twice and one whose output changed is checked by
     shape (or by type when even its shape changed).
+
+    `batch` (or `@takeout.batched` on `fn`) packs a batch function: it takes a list of items
+    as its first parameter and returns one result per item; the server coalesces concurrent
+    requests into one call, while the schema, examples and `takeout call` see one item.
     """
+    from . import batching
+
     _checks.callable_or_fail(fn, "takeout.pack")
     require, exclude = _checks.strings(require, "require"), _checks.strings(exclude, "exclude")
     name = name if name is not None else bundle_name(fn)
@@ -94,10 +104,12 @@ def pack(
             f"{', '.join(_runtime.EXAMPLE_CHECKS)}; pass one of them or leave it out"
         )
     key = _signing_key(signing_key)
-    recorded = _record_examples(fn, examples, example_check)
+    chosen = batching.batch_of(fn, batch)
+    batch_entry = chosen.to_manifest(batching.item_parameter(fn).name) if chosen else None
+    recorded = _record_examples(fn, examples, example_check, batch_entry)
 
-    with _resolved_annotations(fn):
-        return _pack(fn, target, name, recorded, require, exclude, key, overwrite)
+    with _resolved_annotations(fn), batching.unmarked(fn):
+        return _pack(fn, target, name, recorded, require, exclude, key, overwrite, batch_entry)
 
 
 def _pack(
@@ -109,6 +121,7 @@ def _pack(
     exclude: Iterable[str],
     key: Optional[bytes],
     overwrite: bool,
+    batch: Optional[dict[str, Any]],
 ) -> Bundle:
     import shutil
     import tempfile
@@ -120,19 +133,21 @@ def _pack(
         require=require,
         exclude=exclude,
         examples=[tuple(e["args"]) if e["args"] else e["kwargs"] for e in recorded] or None,
-        call=_runtime.converter(fn) or fn,
+        call=_runtime.one_item(_runtime.converter(fn) or fn, batch),
     )
     report = found.report
     function = {
         "module": getattr(fn, "__module__", None),
         "qualname": getattr(fn, "__qualname__", None) or type(fn).__qualname__,
-        **schema.describe(fn),
+        **schema.describe(fn, batch=batch is not None),
     }
     manifest: dict[str, Any] = {
         "format": _runtime.FORMAT,
         "name": name,
         "created_by": f"takeout {_version()}",
         "function": function,
+        # Only for batch functions: manifests of the others stay byte-for-byte as they were.
+        **({"batch": batch} if batch else {}),
         "python": {**_runtime.python_facts(), "markers": _markers()},
         "requirements": [_requirement(d) for d in report.distributions if d.requirement],
         "shipped": [
@@ -341,12 +356,16 @@ def _write_payload(tmp: Path, found: Any, fn: Any) -> list[dict[str, Any]]:
 
 
 def _record_examples(
-    fn: Any, examples: Optional[Sequence[Any]], check: Optional[str]
+    fn: Any,
+    examples: Optional[Sequence[Any]],
+    check: Optional[str],
+    batch: Optional[dict[str, Any]],
 ) -> list[dict[str, Any]]:
     """Each example as JSON arguments, and the output of calling `fn` with exactly those JSON
     arguments, converted as the server converts them: what verify and clients will send; with
-    the check verify makes (`check`, or found by calling a second time)."""
-    call = _runtime.converter(fn) or fn
+    the check verify makes (`check`, or found by calling a second time). An example of a batch
+    function is one item."""
+    call = _runtime.one_item(_runtime.converter(fn) or fn, batch)
     recorded = []
     for index, example in enumerate(_checks.examples_or_fail(examples), 1):
         args, kwargs = _checks.split_example(example, index)
@@ -616,8 +635,10 @@ def cache_root() -> Path:
 
 
 def call(path: PathLike, arguments: Any, *, signing_key: Union[str, bytes, None] = None) -> Any:
-    """Load the bundle and call it once with JSON arguments; the JSON result."""
-    fn, _ = load_with_manifest(path, signing_key=signing_key)
+    """Load the bundle and call it once with JSON arguments (one item of a batch function);
+    the JSON result."""
+    fn, manifest = load_with_manifest(path, signing_key=signing_key)
+    fn = _runtime.one_item(fn, manifest.get("batch"))
     args, kwargs = _runtime.bind_json(fn, arguments)
     return _runtime.to_json(_runtime.settle(fn(*args, **kwargs)))
 

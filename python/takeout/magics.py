@@ -2,7 +2,8 @@
 
     %takeout deps FUNC [--json] [--require SPEC]... [--exclude DIST]...
     %takeout pack FUNC [-o DIR] [--name N] [--require SPEC]... [--exclude DIST]...
-                       [--example JSON]... [--force]
+                       [--example JSON]... [--example-check C] [--force]
+                       [--batch N [--batch-wait 2ms]]
     %takeout serve BUNDLE [--port P] [--host H] [every other `takeout serve` flag]
     %takeout stop
     %takeout deploy FUNC --ray ADDRESS [--replicas N | --autoscale MIN:MAX] [--name N]
@@ -27,6 +28,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
 
 from .cli import parse_json_arg
+from .cli._pack_args import add_pack_arguments, add_requirement_arguments, pack_options
 from .errors import TakeoutError
 from .serving.config import ServeConfig
 
@@ -55,21 +57,11 @@ def _parser() -> _Parser:
     deps = sub.add_parser("deps", help="the distributions FUNC needs, and why")
     deps.add_argument("function", metavar="FUNC")
     deps.add_argument("--json", action="store_true", help="print the report as JSON")
-    _requirements(deps)
+    add_requirement_arguments(deps)
 
     pack = sub.add_parser("pack", help="write FUNC as a bundle directory")
     pack.add_argument("function", metavar="FUNC")
-    pack.add_argument("-o", "--output", metavar="DIR", help="bundle directory (./NAME.takeout)")
-    pack.add_argument("--name", help="the bundle's name (default: the function's name)")
-    _requirements(pack)
-    pack.add_argument(
-        "--example",
-        action="append",
-        default=[],
-        metavar="JSON",
-        help="a call to record: JSON array (positional) or object (keywords)",
-    )
-    pack.add_argument("--force", action="store_true", help="replace an existing bundle")
+    add_pack_arguments(pack)
 
     serve = sub.add_parser("serve", help="serve a bundle in the background")
     serve.add_argument("bundle", metavar="BUNDLE")
@@ -87,13 +79,8 @@ def _parser() -> _Parser:
     deploy.add_argument("--route", metavar="/PREFIX", help="route prefix (default: /NAME)")
     deploy.add_argument("--num-cpus", type=float, default=1.0, metavar="N")
     deploy.add_argument("--example", action="append", default=[], metavar="JSON")
-    _requirements(deploy)
+    add_requirement_arguments(deploy)
     return parser
-
-
-def _requirements(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--require", action="append", default=[], metavar="SPEC")
-    parser.add_argument("--exclude", action="append", default=[], metavar="DIST")
 
 
 @magics_class
@@ -152,16 +139,9 @@ class TakeoutMagics(Magics):
     def _pack(self, args: argparse.Namespace) -> None:
         import takeout
 
-        examples = [parse_json_arg(text, "--example") for text in args.example]
-        bundle = takeout.pack(
-            self._function(args.function),
-            args.output,
-            name=args.name,
-            examples=examples or None,
-            require=args.require,
-            exclude=args.exclude,
-            overwrite=args.force,
-        )
+        options = pack_options(args)
+        options["examples"] = options["examples"] or None
+        bundle = takeout.pack(self._function(args.function), args.output, **options)
         pins = ", ".join(r["requirement"] for r in bundle.manifest.get("requirements", ()))
         print(f"packed `{args.function}` into {bundle.path} ({pins or 'no requirements'})")
 

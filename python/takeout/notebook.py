@@ -409,6 +409,7 @@ def _kernel_action(action: str, options: dict[str, Any]) -> dict[str, Any]:
         exclude=exclude,
         overwrite=options.get("overwrite", False),
         example_check=options.get("example_check"),
+        batch=takeout.Batch(*options["batch"]) if options.get("batch") else None,
     )
     return {"path": str(bundle.path), "manifest": bundle.manifest}
 
@@ -488,9 +489,10 @@ def pack_notebook(
     state_end: bool = False,
     cell: Optional[int] = None,
     example_check: Optional[str] = None,
+    batch: Optional[Any] = None,
 ) -> dict[str, Any]:
     """Run the slice of `function` in a kernel and `takeout.pack` it there (`example_check`
-    as in `takeout.pack`).
+    and `batch`, a `takeout.Batch`, as in `takeout.pack`).
 
     `bundle` is the bundle directory (default `./NAME.takeout`, relative to the current
     directory, not the notebook's). Returns `{"path", "manifest", "cells", "seconds", ...}`.
@@ -512,6 +514,7 @@ def pack_notebook(
         "exclude": list(exclude),
         "overwrite": overwrite,
         "example_check": example_check,
+        "batch": None if batch is None else [batch.max_size, batch.max_wait_ms],
     }
     with _kernel_for(sliced, path, kernel, progress) as k:
         ran = run_slice(k, sliced, progress)

@@ -17,8 +17,11 @@ from typing import Any, Callable, Optional
 from . import _types
 
 
-def describe(fn: Callable[..., Any]) -> dict[str, Any]:
-    """The manifest's `function` entry (without qualname/module, which the caller adds)."""
+def describe(fn: Callable[..., Any], *, batch: bool = False) -> dict[str, Any]:
+    """The manifest's `function` entry (without qualname/module, which the caller adds).
+
+    For a batch function (`batch`) the first parameter and the result are described per item
+    (`list[X]` is described as `X`), as clients send and receive them."""
     target = inspect.unwrap(fn) if inspect.isfunction(fn) else fn
     try:
         signature = inspect.signature(fn)
@@ -28,6 +31,15 @@ def describe(fn: Callable[..., Any]) -> dict[str, Any]:
         hints = typing.get_type_hints(fn)
     except Exception:  # unresolvable forward references: describe what we can
         hints = {}
+    if batch and signature is not None and signature.parameters:
+        first = next(iter(signature.parameters))
+        hints = {
+            **hints,
+            first: _element(hints.get(first)),
+            "return": _element(hints.get("return")),
+        }
+        hints = {k: v for k, v in hints.items() if v is not None}
+        signature = _per_item(signature, hints)
     builder = _types.Builder()
     parameters = []
     properties: dict[str, Any] = {}
@@ -92,6 +104,30 @@ def result_warning(fn: Callable[..., Any]) -> Optional[str]:
         "will fail; return lists, dicts, numbers, strings, numpy or pandas objects, "
         "dataclasses, or a figure or image (anything with `_repr_png_`)"
     )
+
+
+def _per_item(signature: inspect.Signature, hints: dict[str, Any]) -> inspect.Signature:
+    """The signature as clients see a batch function: the first parameter takes one item."""
+    empty = inspect.Parameter.empty
+    params = list(signature.parameters.values())
+    first = params[0].replace(annotation=hints.get(params[0].name, empty))
+    return signature.replace(
+        parameters=[first, *params[1:]], return_annotation=hints.get("return", empty)
+    )
+
+
+def _element(hint: Any) -> Any:
+    """The item type of a sequence annotation (`list[X]`, `Sequence[X]`, `tuple[X, ...]`);
+    None (any JSON) for anything else, such as a numpy array or no annotation."""
+    import collections.abc
+
+    args = typing.get_args(hint)
+    origin = typing.get_origin(hint)
+    if origin in (list, collections.abc.Sequence) and len(args) == 1:
+        return args[0]
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return args[0]
+    return None
 
 
 def _is_json(value: Any) -> bool:

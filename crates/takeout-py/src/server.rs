@@ -15,6 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 use pyo3::IntoPyObjectExt;
 
+use takeout_core::server::batch::Batcher;
 use takeout_core::server::http::{self, ServerHandle};
 use takeout_core::server::{
     ApiError, Head, Invoke, Outcome, Response, Route, Service, Start, Step, Ticket,
@@ -27,6 +28,10 @@ use invoke::{PyInvoker, SlotReply};
 struct Inner {
     service: Arc<Service>,
     invoker: Arc<PyInvoker>,
+    /// What requests go to: the batcher in front of `invoker` for a batch function, else
+    /// `invoker` itself.
+    front: Arc<dyn Invoke>,
+    batcher: Option<Arc<Batcher>>,
 }
 
 #[pyclass(name = "App", module = "takeout._core", frozen)]
@@ -46,15 +51,28 @@ impl PyApp {
         if !function.bind(py).is_callable() {
             return Err(serve_error("the function to serve is not callable".into()));
         }
-        let invoker = Arc::new(PyInvoker::new(function, config.threads, config.debug));
         let service = Service::new(manifest_json, config.options()?, config.logger()?)
-            .map_err(|err| serve_error(format!("cannot serve this manifest: {err}")))?
-            .with_call_threads(invoker.clone());
+            .map_err(|err| serve_error(format!("cannot serve this manifest: {err}")))?;
         crate::convert::warm_up(py)?;
+        let batch = service.params().batch.is_some();
+        let invoker = Arc::new(PyInvoker::new(
+            function,
+            config.threads,
+            config.debug,
+            batch,
+        ));
+        let service = service.with_call_threads(invoker.clone());
+        let batcher = service.batcher(invoker.clone()).map(Arc::new);
+        let front: Arc<dyn Invoke> = match &batcher {
+            Some(b) => b.clone(),
+            None => invoker.clone(),
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 service: Arc::new(service),
                 invoker,
+                front,
+                batcher,
             }),
         })
     }
@@ -156,8 +174,11 @@ impl PyApp {
         self.inner.service.drain();
     }
 
-    /// Stop the call threads once their queued work is done.
+    /// Stop the call threads once their queued work is done (the batcher's queue included).
     fn close(&self) {
+        if let Some(batcher) = &self.inner.batcher {
+            batcher.close();
+        }
         self.inner.invoker.close();
     }
 
@@ -233,7 +254,7 @@ impl PyExchange {
                     cancelled,
                 };
                 drop(state);
-                self.inner.invoker.invoke(calls, Box::new(reply));
+                self.inner.front.invoke(calls, Box::new(reply));
                 Ok(None)
             }
         }
@@ -337,7 +358,7 @@ impl PyServer {
             .invoker
             .start()
             .map_err(|err| serve_error(format!("cannot start the call threads: {err}")))?;
-        let invoker: Arc<dyn Invoke> = inner.invoker.clone();
+        let invoker = inner.front.clone();
         let service = inner.service.clone();
         let handle = py
             .detach(|| http::spawn(listener, service, invoker, http_config))

@@ -79,13 +79,14 @@ def _call(args: argparse.Namespace) -> int:
     from . import parse_json_arg, printable
 
     arguments = parse_json_arg(args.arguments, "JSON")
-    fn, _ = load_with_manifest(args.bundle, signing_key=args.signing_key)
+    fn, manifest = load_with_manifest(args.bundle, signing_key=args.signing_key)
+    fn = _runtime.one_item(fn, manifest.get("batch"))
     positional, keywords = _runtime.bind_json(fn, arguments)
     try:
         result: Any = _runtime.to_json(_runtime.settle(fn(*positional, **keywords)))
     except TakeoutError:
         raise
-    except _runtime.NotJSON as err:
+    except (_runtime.NotJSON, _runtime.BatchResultError) as err:
         print(f"takeout: error: {printable(str(err))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

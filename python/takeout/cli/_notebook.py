@@ -9,7 +9,7 @@ from typing import Any
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this module's subcommands to `sub`."""
-    from .._runtime import EXAMPLE_CHECKS
+    from ._pack_args import add_pack_arguments, add_requirement_arguments
 
     sliced = sub.add_parser(
         "slice",
@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="PATH",
         help="with --static: the interpreter whose packages to use (default: the kernel's)",
     )
-    _requirement_args(deps)
+    add_requirement_arguments(deps)
     _kernel_args(deps)
     deps.add_argument("--json", action="store_true", help="print the report as JSON")
     deps.set_defaults(run=_deps)
@@ -50,30 +50,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "notebook's folder as working directory), then `takeout.pack` it in that kernel.",
     )
     _notebook_args(pack)
-    pack.add_argument(
-        "-o",
-        "--output",
-        metavar="DIR",
-        help="the bundle directory (default ./FUNCTION.takeout, or ./NAME.takeout)",
-    )
-    pack.add_argument("--name", help="the bundle's name (default: the function's name)")
-    _requirement_args(pack)
-    pack.add_argument(
-        "--example",
-        action="append",
-        default=[],
-        metavar="JSON",
-        help="a call to record: a JSON array of positional or an object of keyword arguments",
-    )
-    pack.add_argument(
-        "--example-check",
-        choices=EXAMPLE_CHECKS,
-        help="how verify compares each example's output: exact, or only its shape or type for "
-        "results that vary (default: run each example twice, and check by shape one that "
-        "changed)",
-    )
-    pack.add_argument("--force", action="store_true", help="replace an existing bundle")
-
+    add_pack_arguments(pack)
     _kernel_args(pack)
     pack.add_argument("--json", action="store_true", help="print the result as JSON")
     pack.set_defaults(run=_pack)
@@ -99,23 +76,6 @@ def _notebook_args(parser: argparse.ArgumentParser) -> None:
         default="definition",
         help="the values the function captures: as when it was defined (default: the last "
         "binding before its definition), or as at the end of the notebook",
-    )
-
-
-def _requirement_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--require",
-        action="append",
-        default=[],
-        metavar="SPEC",
-        help="add a requirement (PEP 508), e.g. 'scikit-learn[extra]>=1.5'",
-    )
-    parser.add_argument(
-        "--exclude",
-        action="append",
-        default=[],
-        metavar="DIST",
-        help="leave a distribution out",
     )
 
 
@@ -193,24 +153,19 @@ def _deps(args: argparse.Namespace) -> int:
 
 def _pack(args: argparse.Namespace) -> int:
     from ..notebook import pack_notebook
-    from . import parse_json_arg, print_json
+    from . import print_json
+    from ._pack_args import pack_options
 
-    examples = [parse_json_arg(text, "--example") for text in args.example]
     result = pack_notebook(
         args.notebook,
         args.function,
         args.output,
-        name=args.name,
-        examples=examples,
-        require=args.require,
-        exclude=args.exclude,
         all_cells=args.all_cells,
-        overwrite=args.force,
         kernel=args.kernel,
         progress=_progress(args),
         state_end=args.state == "end",
         cell=args.cell,
-        example_check=args.example_check,
+        **pack_options(args),
     )
     if args.json:
         print_json(result)

@@ -134,9 +134,15 @@ def exit_if_calls_left(
 
 def describe(fn: Callable[..., Any]) -> tuple[Callable[..., Any], dict[str, Any]]:
     """A manifest for a live function, as `takeout.pack` would write it, without packing."""
-    from .. import _runtime, schema
+    from .. import _runtime, batching, schema
 
     name = bundle_name(fn)
-    function = {"qualname": getattr(fn, "__qualname__", name), **schema.describe(fn)}
-    manifest = {"name": name, "function": function}
+    batch = batching.batch_of(fn, None)  # `@takeout.batched` serves batched here too
+    described = schema.describe(fn, batch=batch is not None)
+    manifest: dict[str, Any] = {
+        "name": name,
+        "function": {"qualname": getattr(fn, "__qualname__", name), **described},
+    }
+    if batch is not None:
+        manifest["batch"] = batch.to_manifest(batching.item_parameter(fn).name)
     return (_runtime.converter(fn) or fn), manifest

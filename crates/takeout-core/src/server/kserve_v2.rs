@@ -43,6 +43,23 @@ struct Spec {
 }
 
 impl Spec {
+    /// A leading `-1` dimension, one row per item; false (and unchanged) for a value sent as
+    /// JSON text, which holds one item.
+    fn batch_dimension(&mut self) -> bool {
+        match self.form {
+            Form::JsonText => false,
+            Form::Scalar => {
+                self.shape = vec![-1];
+                self.form = Form::Tensor;
+                true
+            }
+            Form::Tensor => {
+                self.shape.insert(0, -1);
+                true
+            }
+        }
+    }
+
     fn metadata(&self) -> Value {
         json!({"name": self.name, "datatype": self.datatype, "shape": self.shape})
     }
@@ -51,6 +68,9 @@ impl Spec {
 /// What the v2 routes know of the function, built once from the manifest.
 pub(crate) struct Model {
     name: String,
+    /// A batch function's list parameter, when its item is a scalar or a tensor: that input
+    /// carries a leading batch dimension, one row per item.
+    batch_input: Option<String>,
     inputs: Vec<Spec>,
     output: Spec,
     metadata: Vec<u8>,
@@ -82,7 +102,17 @@ impl Model {
             })
             .collect();
         let sample = example.and_then(|ex| ex.output.as_ref());
-        let output = spec(OUTPUT, &sig.returns, defs, sample);
+        let mut output = spec(OUTPUT, &sig.returns, defs, sample);
+        let mut inputs = inputs;
+        let mut batch_input = None;
+        if let Some(batch) = &sig.batch {
+            if let Some(first) = inputs.iter_mut().find(|s| s.name == batch.parameter) {
+                if first.batch_dimension() {
+                    batch_input = Some(first.name.clone());
+                    output.batch_dimension();
+                }
+            }
+        }
         let metadata = json!({
             "name": sig.name,
             "versions": [VERSION],
@@ -92,6 +122,7 @@ impl Model {
         });
         Self {
             name: sig.name.clone(),
+            batch_input,
             metadata: serde_json::to_vec(&metadata).expect("a JSON value serialises"),
             inputs,
             output,
@@ -100,6 +131,10 @@ impl Model {
 
     pub(crate) fn metadata(&self) -> Vec<u8> {
         self.metadata.clone()
+    }
+
+    pub(crate) fn batch_input(&self) -> Option<&str> {
+        self.batch_input.as_deref()
     }
 
     /// `/v2/models/NAME...` (with or without `/versions/1`) → the rest after the name.
@@ -309,6 +344,9 @@ fn kind_of_value(value: &Value) -> Kind {
 pub(crate) struct Pending {
     id: Option<Value>,
     binary: bool,
+    /// The request's rows went to a batch function as one call each: the output joins their
+    /// results.
+    pub(crate) batched: bool,
 }
 
 /// The infer request as keyword arguments (a JSON object the binder checks like `/call`'s).
@@ -963,6 +1001,7 @@ mod tests {
         let pending = Pending {
             id: Some(json!("r1")),
             binary: false,
+            batched: false,
         };
         let r = encode(&m, &pending, b"2");
         let v: Value = serde_json::from_slice(&r.body).unwrap();
@@ -981,6 +1020,7 @@ mod tests {
         let binary = Pending {
             id: None,
             binary: true,
+            batched: false,
         };
         let r = encode(&m, &binary, b"[true, false]");
         let split: usize = r.headers[0].1.parse().unwrap();

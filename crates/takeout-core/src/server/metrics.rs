@@ -69,6 +69,11 @@ const BUCKETS: [f64; 16] = [
     10.0, 60.0,
 ];
 
+/// Upper bounds of the batch-size histogram: requests per call of a batch function.
+const SIZE_BUCKETS: [f64; 16] = [
+    1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+];
+
 #[derive(Default)]
 struct Histogram {
     buckets: [AtomicU64; BUCKETS.len()],
@@ -125,6 +130,38 @@ pub(crate) struct Block {
     pid: AtomicU32,
     connections: AtomicU64,
     connections_shed: AtomicU64,
+    /// Batch functions only: requests per call, and how long each waited in the batcher's
+    /// queue (the sum is in nanoseconds for both; sizes are counted as whole nanoseconds).
+    batch_size: Histogram,
+    queue_wait: Histogram,
+}
+
+impl Histogram {
+    fn add(&self, bounds: &[f64; 16], value: f64, raw: u64) {
+        if let Some(b) = bounds.iter().position(|&le| value <= le) {
+            self.buckets[b].fetch_add(1, Relaxed);
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_nanos.fetch_add(raw, Relaxed);
+    }
+
+    /// `NAME_bucket`, `NAME_sum` (`raw` sums divided by `scale`) and `NAME_count`.
+    fn render(&self, out: &mut String, name: &str, bounds: &[f64; 16], scale: f64, worker: &str) {
+        let count = self.count.load(Relaxed);
+        let mut cumulative = 0;
+        for (b, le) in bounds.iter().enumerate() {
+            cumulative += self.buckets[b].load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"{worker}}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"{worker}}} {count}");
+        let sum = self.sum_nanos.load(Relaxed) as f64 / scale;
+        let alone = worker
+            .strip_prefix(',')
+            .map(|l| format!("{{{l}}}"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "{name}_sum{alone} {sum}");
+        let _ = writeln!(out, "{name}_count{alone} {count}");
+    }
 }
 
 #[cfg(test)]
@@ -282,6 +319,21 @@ impl Metrics {
     /// A log line found the queue full (stderr not read fast enough) and was dropped.
     pub(crate) fn log_line_dropped(&self) {
         self.block().log_dropped.fetch_add(1, Relaxed);
+    }
+
+    /// A batch function was called with `size` requests' items.
+    pub(crate) fn batched(&self, size: usize) {
+        self.block()
+            .batch_size
+            .add(&SIZE_BUCKETS, size as f64, size as u64);
+    }
+
+    /// A request's item waited `wait` in the batcher's queue before its batch was handed over.
+    pub(crate) fn queued(&self, wait: Duration) {
+        let nanos = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
+        self.block()
+            .queue_wait
+            .add(&BUCKETS, wait.as_secs_f64(), nanos);
     }
 
     pub(crate) fn called(&self, n: usize) {
@@ -512,6 +564,32 @@ impl Metrics {
                     "takeout_function_errors_total{{type=\"{}\"{worker}}} {n}",
                     escape(&kind)
                 );
+            }
+        }
+        if blocks.iter().any(|b| b.batch_size.count.load(Relaxed) > 0) {
+            family(
+                &mut out,
+                "takeout_batch_size",
+                "histogram",
+                "Requests per call of the batch function.",
+            );
+            for (worker, block) in &labelled {
+                let name = "takeout_batch_size";
+                block
+                    .batch_size
+                    .render(&mut out, name, &SIZE_BUCKETS, 1.0, worker);
+            }
+            family(
+                &mut out,
+                "takeout_batch_queue_wait_seconds",
+                "histogram",
+                "Time a request waited in the batcher's queue for its batch call.",
+            );
+            for (worker, block) in &labelled {
+                let name = "takeout_batch_queue_wait_seconds";
+                block
+                    .queue_wait
+                    .render(&mut out, name, &BUCKETS, 1e9, worker);
             }
         }
         out

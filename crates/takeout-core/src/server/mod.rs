@@ -3,6 +3,7 @@
 //! ASGI adapter drives the same `Service` from Python. The function itself is behind
 //! [`Invoke`], so everything here is tested without an interpreter.
 
+pub mod batch;
 mod bind;
 pub mod host;
 pub mod http;
@@ -28,7 +29,7 @@ pub use bind::Args;
 pub use log::{LogFormat, Logger};
 pub use metrics::{InFlight, Metrics, RouteLabel};
 pub use negotiate::Accept;
-pub use params::{ManifestError, Params};
+pub use params::{BatchSpec, ManifestError, Params};
 pub use response::{ApiError, Response};
 pub use service::{CallError, Head, Health, Options, Outcome, Route, Service, Start, Step, Ticket};
 

@@ -15,6 +15,8 @@ pub enum ManifestError {
     BadName(String),
     #[error("the schema of parameter `{name}` is not a valid JSON Schema: {reason}")]
     BadSchema { name: String, reason: String },
+    #[error("the manifest's `batch` is not usable: {0}; pack the function again")]
+    BadBatch(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -73,6 +75,18 @@ pub struct Params {
     pub schema: Value,
     pub returns: Value,
     pub examples: Vec<Example>,
+    /// Set for a batch function: its first parameter takes a list of items, and `params` and
+    /// `returns` describe one item.
+    pub batch: Option<BatchSpec>,
+}
+
+/// The manifest's `batch`: how many requests one call may take, and how long one may wait.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchSpec {
+    pub max_size: usize,
+    pub max_wait: std::time::Duration,
+    /// The list parameter (the function's first).
+    pub parameter: String,
 }
 
 #[derive(Deserialize)]
@@ -83,6 +97,15 @@ struct RawManifest {
     function: RawFunction,
     #[serde(default)]
     examples: Vec<Example>,
+    #[serde(default)]
+    batch: Option<RawBatch>,
+}
+
+#[derive(Deserialize)]
+struct RawBatch {
+    max_size: usize,
+    max_wait_ms: f64,
+    parameter: String,
 }
 
 #[derive(Default, Deserialize)]
@@ -141,7 +164,9 @@ impl Params {
         } else {
             f.signature
         };
+        let batch = raw.batch.map(|b| check_batch(b, &params)).transpose()?;
         Ok(Self {
+            batch,
             name: raw.name,
             qualname,
             text,
@@ -186,6 +211,32 @@ impl Params {
             _ => Some(&var_keyword.schema),
         }
     }
+}
+
+fn check_batch(raw: RawBatch, params: &[Param]) -> Result<BatchSpec, ManifestError> {
+    if raw.max_size == 0 {
+        return Err(ManifestError::BadBatch("`max_size` is 0".into()));
+    }
+    if !(raw.max_wait_ms.is_finite() && raw.max_wait_ms >= 0.0) {
+        return Err(ManifestError::BadBatch(format!(
+            "`max_wait_ms` is `{}`",
+            raw.max_wait_ms
+        )));
+    }
+    match params.first() {
+        Some(first) if first.name == raw.parameter && first.kind.positional() => {}
+        _ => {
+            return Err(ManifestError::BadBatch(format!(
+                "`parameter` `{}` is not the function's first positional parameter",
+                raw.parameter
+            )))
+        }
+    }
+    Ok(BatchSpec {
+        max_size: raw.max_size,
+        max_wait: std::time::Duration::from_secs_f64(raw.max_wait_ms / 1000.0),
+        parameter: raw.parameter,
+    })
 }
 
 fn params_from_schema(schema: &Value) -> Vec<Param> {

@@ -182,6 +182,9 @@ pub enum CallError {
     },
     /// The worker could not run the call (shut down, or a bug).
     Internal(String),
+    /// A batch function's result was not one result per item (not a sequence, or another
+    /// length): the sentence says which.
+    BatchResult(String),
 }
 
 /// One encoded JSON value per call, in call order.
@@ -339,6 +342,17 @@ impl Service {
         &self.metrics
     }
 
+    /// For a batch function, the batcher to put in front of `inner` (the invoker that runs
+    /// the function, which then receives one call per batch, with the list of items first).
+    pub fn batcher(&self, inner: Arc<dyn super::Invoke>) -> Option<super::batch::Batcher> {
+        let spec = self.sig.batch.clone()?;
+        Some(super::batch::Batcher::new(
+            spec,
+            inner,
+            self.metrics.clone(),
+        ))
+    }
+
     pub fn log(&self) -> &Logger {
         &self.log
     }
@@ -479,7 +493,7 @@ impl Service {
                 started,
             ));
         }
-        let (value, oip) = match route {
+        let (value, mut oip) = match route {
             Route::V2Infer(header) => {
                 match kserve_v2::decode(&self.v2, body, header, self.opts.max_depth) {
                     Ok((args, pending)) => (args, Some(pending)),
@@ -503,6 +517,11 @@ impl Service {
         };
         let bound = match route {
             Route::Predict => self.bind_instances(value),
+            Route::V2Infer(_) if self.v2.batch_input().is_some() => {
+                let pending = oip.as_mut().expect("a v2 request has its pending part");
+                pending.batched = true;
+                self.bind_v2_batch(value)
+            }
             _ => self
                 .binder
                 .bind(value, &[Value::from("body")])
@@ -540,6 +559,48 @@ impl Service {
             },
             calls,
         )
+    }
+
+    /// A v2 request to a batch function: the first input's outer dimension is the batch, and
+    /// each of its rows is bound as one call with the other inputs.
+    fn bind_v2_batch(&self, value: Json) -> Result<Vec<Args>, Vec<Value>> {
+        let name = self.v2.batch_input().unwrap_or_default();
+        let Json::Object(mut members) = value else {
+            return self
+                .binder
+                .bind(value, &[Value::from("body")])
+                .map(|a| vec![a]);
+        };
+        let Some(at) = members.iter().rposition(|(k, _)| k == name) else {
+            return self
+                .binder
+                .bind(Json::Object(members), &[Value::from("body")])
+                .map(|a| vec![a]);
+        };
+        let rows = match members.remove(at).1 {
+            Json::Array(rows) => rows,
+            one => vec![one],
+        };
+        let mut calls = Vec::with_capacity(rows.len());
+        for (i, row) in rows.into_iter().enumerate() {
+            let mut object = members.clone();
+            object.push((name.to_owned(), row));
+            let bound = self
+                .binder
+                .bind(Json::Object(object), &[Value::from("body")]);
+            calls.push(bound.map_err(|mut issues| {
+                // Name the row: `["body", "x", 3, ...]`.
+                for issue in &mut issues {
+                    if let Some(loc) = issue["loc"].as_array_mut() {
+                        if loc.get(1).and_then(Value::as_str) == Some(name) {
+                            loc.insert(2, Value::from(i));
+                        }
+                    }
+                }
+                issues
+            })?);
+        }
+        Ok(calls)
     }
 
     fn bind_instances(&self, value: Json) -> Result<Vec<Args>, Vec<Value>> {
@@ -610,21 +671,20 @@ impl Service {
             Err(_) => 1,
         });
         let response = match (ticket.route, outcome) {
+            (Route::V2Infer(_), Ok(results)) if ticket.oip.as_ref().is_some_and(|p| p.batched) => {
+                // One row of the output tensor per row of the batch input.
+                let pending = ticket.oip.clone().unwrap_or_default();
+                kserve_v2::encode(&self.v2, &pending, &join_array(&results))
+            }
             (Route::V2Infer(_), Ok(results)) if results.len() == 1 => {
                 let pending = ticket.oip.clone().unwrap_or_default();
                 kserve_v2::encode(&self.v2, &pending, &results[0])
             }
             (Route::Predict, Ok(results)) => {
-                let size = results.iter().map(Vec::len).sum::<usize>() + results.len() + 20;
-                let mut body = Vec::with_capacity(size);
-                body.extend_from_slice(b"{\"predictions\":[");
-                for (i, r) in results.iter().enumerate() {
-                    if i > 0 {
-                        body.push(b',');
-                    }
-                    body.extend_from_slice(r);
-                }
-                body.extend_from_slice(b"]}");
+                let mut body = Vec::with_capacity(results.iter().map(Vec::len).sum::<usize>() + 20);
+                body.extend_from_slice(b"{\"predictions\":");
+                body.extend_from_slice(&join_array(&results));
+                body.push(b'}');
                 Response::json(200, body)
             }
             (route, Ok(mut results)) if results.len() == 1 => {
@@ -724,6 +784,14 @@ impl Service {
                     .error("internal error", &[("message", message.as_str().into())]);
                 ApiError::new(500, "internal_error", message)
             }
+            CallError::BatchResult(message) => {
+                self.metrics.function_error("invalid_batch_result");
+                self.log.warn(
+                    "invalid batch result",
+                    &[("message", message.as_str().into())],
+                );
+                ApiError::new(500, "invalid_batch_result", message)
+            }
         };
         error_response(route.label(), api)
     }
@@ -773,6 +841,21 @@ impl Service {
 }
 
 pub(crate) const MODEL_LIST_PATH: &str = "/v1/models";
+
+/// Encoded JSON values as one JSON array.
+fn join_array(results: &[Vec<u8>]) -> Vec<u8> {
+    let mut out =
+        Vec::with_capacity(results.iter().map(Vec::len).sum::<usize>() + results.len() + 2);
+    out.push(b'[');
+    for (i, r) in results.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(r);
+    }
+    out.push(b']');
+    out
+}
 
 /// A rich result's own bytes, when the request's `Accept` prefers its media type to JSON.
 fn media_response(accept: Accept, result: &[u8]) -> Option<Response> {

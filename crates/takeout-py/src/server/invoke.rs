@@ -25,6 +25,9 @@ pub(super) struct Task {
 pub(super) struct Shared {
     function: Py<PyAny>,
     pub(super) debug: bool,
+    /// A batch function: each call's first argument is a list of items, and its result is
+    /// split into one encoded result per item.
+    batch: bool,
     pub(super) aio: PyOnceLock<Aio>,
 }
 
@@ -34,11 +37,12 @@ pub(crate) struct PyInvoker {
 }
 
 impl PyInvoker {
-    pub(crate) fn new(function: Py<PyAny>, threads: usize, debug: bool) -> Self {
+    pub(crate) fn new(function: Py<PyAny>, threads: usize, debug: bool, batch: bool) -> Self {
         Self {
             shared: Arc::new(Shared {
                 function,
                 debug,
+                batch,
                 aio: PyOnceLock::new(),
             }),
             pool: Pool::new(Gil, threads),
@@ -118,6 +122,9 @@ fn run(py: Python<'_>, shared: &Shared, task: Task, owner: u32) {
             Ok(result) => result,
             Err(err) => return reply.send(Err(raised(py, &err, shared.debug))),
         };
+        if shared.batch {
+            return reply.send(split_batch(&result, shared.debug));
+        }
         if is_awaitable(&result) {
             pending.push((i, result));
             done.push(None);
@@ -176,6 +183,34 @@ fn is_awaitable(result: &Bound<'_, PyAny>) -> bool {
     // Coroutines, futures and async generators (whose items are collected into a list).
     ty.hasattr(intern!(py, "__await__")).unwrap_or(false)
         || ty.hasattr(intern!(py, "__anext__")).unwrap_or(false)
+}
+
+/// A batch call's result, one encoded JSON value per element: a list, a tuple, a numpy array
+/// (its rows), a pandas Series (its values), any sized iterable but a string, bytes or a dict.
+/// The batcher checks that there is one per item.
+fn split_batch(result: &Bound<'_, PyAny>, debug: bool) -> Outcome {
+    let not_sequence = result.is_instance_of::<PyString>()
+        || result.is_instance_of::<PyDict>()
+        || result.is_instance_of::<pyo3::types::PyBytes>()
+        || result.len().is_err();
+    let items = if not_sequence {
+        None
+    } else {
+        result.try_iter().ok()
+    };
+    let Some(items) = items else {
+        return Err(CallError::BatchResult(format!(
+            "the batch function returned `{}`, not a sequence; return a list (or numpy array, \
+             pandas Series) with one result per item",
+            convert::type_name(&result.get_type())
+        )));
+    };
+    let mut out = Vec::with_capacity(result.len().unwrap_or(0));
+    for (i, item) in items.enumerate() {
+        let item = item.map_err(|err| raised(result.py(), &err, debug))?;
+        out.push(encode(&item, i, debug)?);
+    }
+    Ok(out)
 }
 
 pub(super) fn encode(

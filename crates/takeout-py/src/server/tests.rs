@@ -55,7 +55,7 @@ fn invoker(name: &str) -> PyInvoker {
         py.run(&CString::new(FUNCTIONS).unwrap(), Some(&globals), None)
             .unwrap();
         let function = globals.get_item(name).unwrap().unwrap().unbind();
-        let invoker = PyInvoker::new(function, 4, false);
+        let invoker = PyInvoker::new(function, 4, false, false);
         invoker.start().unwrap();
         invoker
     })
