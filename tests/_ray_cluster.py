@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Optional
 
 import psutil
 
@@ -93,10 +94,12 @@ class Cluster:
         assert r.returncode == 0, f"{argv}: {r.stdout}\n{r.stderr}"
         return r.stdout
 
-    def takeout(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def takeout(
+        self, *args: str, timeout: float = 300, env: Optional[dict[str, str]] = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "takeout.cli", *args],
-            env=self.env,
+            env=self.env if env is None else env,
             capture_output=True,
             text=True,
             timeout=timeout,
