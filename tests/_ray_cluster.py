@@ -45,11 +45,20 @@ class Cluster:
             "RAY_raylet_start_wait_time_s": "120",
         }
         self.ray = str(Path(sys.executable).parent / "ray")
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
+        for attempt in range(3):
+            try:
+                self._start()
+                return
+            except AssertionError as err:
+                # The head waits a fixed 30 s for its raylet to register, which a machine busy
+                # with compiles can exceed: that start alone is tried again.
+                if attempt == 2 or "timed out during startup" not in str(err):
+                    self.stop()
+                    raise
+                self._end_processes()
+            except BaseException:
+                self.stop()
+                raise
 
     def _start(self) -> None:
         self.run(
@@ -138,6 +147,13 @@ class Cluster:
     def stop(self) -> None:
         """Stop this cluster's processes, and only them: `ray stop` would stop every Ray
         cluster of the machine, other people's too."""
+        try:
+            self._end_processes()
+        finally:
+            # Ray leaves its session logs (hundreds of MB) behind.
+            shutil.rmtree(self.temp, ignore_errors=True)
+
+    def _end_processes(self) -> None:
         for _ in range(3):
             procs = self.processes()
             if not procs:
@@ -151,8 +167,6 @@ class Cluster:
                     proc.kill()
             psutil.wait_procs(alive, timeout=5)
         left = self.processes()
-        # Ray leaves its session logs (hundreds of MB) behind.
-        shutil.rmtree(self.temp, ignore_errors=True)
         assert not left, f"the Ray cluster in {self.temp} left processes behind: {left}"
 
 
