@@ -133,7 +133,7 @@ def _check_token(ray: Any, address: str) -> None:
     """Ask the cluster once whether it lets this process in: `ray.init` retries a refused
     token for over a minute before it says so. With the GCS client Ray's own CLI uses."""
     try:
-        from ray._raylet import GcsClient
+        from ray._raylet import GcsClient  # type: ignore[attr-defined]
     except ImportError:
         return
     try:
