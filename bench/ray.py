@@ -106,18 +106,20 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     # `ray start` would inherit, and reads the token settings once, which `join` sets.
     log("starting a local Ray cluster")
     cluster = Cluster()
+    work = Path(tempfile.mkdtemp(prefix="takeout-bench-ray-"))
     try:
         cluster.join()
-        result = _measure(cluster, args)
+        result = _measure(cluster, args, work)
     finally:
         import ray
 
         ray.shutdown()
         cluster.stop()
+        shutil.rmtree(work, ignore_errors=True)
     return result
 
 
-def _measure(cluster: Any, args: argparse.Namespace) -> dict[str, Any]:
+def _measure(cluster: Any, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     import cloudpickle
     from tests.support import EXAMPLES, notebook_cells, run_cells
 
@@ -125,7 +127,6 @@ def _measure(cluster: Any, args: argparse.Namespace) -> dict[str, Any]:
     import takeout.ray
     from ray import serve
 
-    work = Path(tempfile.mkdtemp(prefix="takeout-bench-ray-"))
     generator = bench_serve.LoadGenerator(work)
     # Ray's proxy queues: at c=64 a call waits seconds, past wrk's 2 s, and is still answered.
     generator.request_timeout = 30
@@ -191,7 +192,6 @@ def _measure(cluster: Any, args: argparse.Namespace) -> dict[str, Any]:
         }
         serve.delete(f"hand-{name}")
         result["functions"][name] = figures
-    shutil.rmtree(work, ignore_errors=True)
     return result
 
 
