@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 import takeout
+from takeout import serving
 from takeout._names import bundle_name, normalize
 from takeout.errors import UsageError
 
@@ -46,6 +47,16 @@ def test_pack_serve_and_the_launcher_give_one_name(tmp_path: Path) -> None:
     with takeout.serve(fn, port=0, background=True) as live:
         assert live is not None
         assert live.name == "pr_dire"
+    # `serve_function` takes `serve`'s arguments, positional ones included, and the manifest
+    # it is given: the function is served under that manifest's name.
+    manifest = {**bundle.manifest, "name": "twice"}
+    with serving.serve_function(fn, manifest, "127.0.0.1", 0, 1, True) as given:
+        assert given is not None
+        assert given.name == "twice"
+        answer = httpx.post(given.url + "/call", json=[1.5], timeout=30)
+        assert answer.json() == {"result": 3.0}
+    with pytest.raises(TypeError, match="`manifest=` is for serving a function"):
+        takeout.serve(bundle.path, manifest=manifest)
     with takeout.serve(bundle.path, port=0, workers=2, background=True) as served:
         assert served is not None
         assert served.name == "pr_dire"

@@ -1,11 +1,13 @@
 """Patterns from real notebooks, run in real kernels: loud magic failures, a kernel that is not
-installed, an earlier definition chosen, the binding a function was written against."""
+installed, an earlier definition chosen, the binding a function was written against, names
+read dynamically, messages that start with a banner."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -103,3 +105,100 @@ def test_a_random_simulation_packs_with_a_shape_check_and_verifies(tmp_path: Pat
     out = cli("pack", str(nb), "simulate", "--example-check", "close", cwd=tmp_path)
     assert out.returncode == 2
     assert "--example-check: invalid choice: 'close'" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("cell", "line", "message"),
+    [
+        (
+            "scale = 2\n%no_such_magic_here --verbose",
+            2,
+            "Line magic function `%no_such_magic_here` not found.",
+        ),
+        ("%%no_such_cell_magic\nprint(1)", 1, "Cell magic `%%no_such_cell_magic` not found."),
+    ],
+)
+def test_an_unknown_magic_is_an_error_with_its_cell_and_line(
+    tmp_path: Path, cell: str, line: int, message: str
+) -> None:
+    # Point 14.4: IPython answers an unknown magic with a `UsageError` and no traceback; the
+    # pack stops there, naming the notebook's cell and line, and makes no bundle.
+    nb = write_notebook(
+        tmp_path / "magic.ipynb",
+        "import math",
+        cell,
+        "scale = 2",
+        "def f(x):\n    return math.sqrt(x) * scale",
+    )
+    out = cli("pack", str(nb), "f", "--example", "[4.0]", cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    shown = cell.splitlines()[line - 1]
+    assert f"error: cell 2, line {line} (`{shown}`): UsageError: {message}" in out.stderr, (
+        out.stderr
+    )
+    assert "cell 2 done" not in out.stderr
+    assert not (tmp_path / "f.takeout").exists()
+
+
+def test_a_banner_message_shows_its_first_informative_line(tmp_path: Path) -> None:
+    # Point 15.4: nltk's missing-resource error opens with a line of asterisks.
+    nb = write_notebook(
+        tmp_path / "nltk.ipynb",
+        "import nltk",
+        "\n\nstop = nltk.data.find('corpora/takeout_no_such_corpus')",
+        "def f():\n    return str(stop)",
+    )
+    out = cli("pack", str(nb), "f", cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    error = out.stderr.split("error: ", 1)[1]
+    assert error.startswith(
+        "cell 2, line 3 (`stop = nltk.data.find('corpora/takeout_no_such_corpus')`): "
+        "LookupError: Resource 'takeout_no_such_corpus' not found."
+    ), error
+    assert "***" not in error
+
+
+DYNAMIC = (
+    "import time\nimport numpy as np",
+    # A stale first try, replaced by the next cell.
+    "def build_standard(values):\n    raise NotImplementedError('first try')",
+    "def build_standard(values):\n    return {'mean': np.mean(values), 'scale': np.std(values)}",
+    "def build_minmax(values):\n"
+    "    return {'mean': float(np.min(values)), 'scale': float(np.ptp(values))}",
+    # A timing cell left from exploring, and a stale experiment: each binds names.
+    "t0 = time.time()\ntime.sleep(40)\nwarm = [i * i for i in range(10)]",
+    "def make(kind, values):\n    return globals()['build_' + kind](values)",
+    "data = np.array([1.0, 2.0, 3.0, 4.0])\nscaler = make('standard', data)",
+    "%timeit make('minmax', data)",
+    "time.sleep(40)\nprint(scaler, time.time() - t0)",
+    "def standardize(x: float) -> float:\n"
+    "    return round(float((x - scaler['mean']) / scaler['scale']), 6)",
+    "assert standardize(2.5) == 0.0",
+)
+
+
+def test_a_dynamic_read_keeps_what_its_strings_spell_and_the_bundle_runs(tmp_path: Path) -> None:
+    # `make` looks its builder up by string as cell 7 runs: the slice keeps the two builders
+    # its strings spell (`'build_' + kind`), not every cell that binds a name, so neither
+    # sleeping cell runs.
+    nb = write_notebook(tmp_path / "dyn.ipynb", *DYNAMIC)
+    sliced = cli("slice", str(nb), "standardize", "--json", cwd=tmp_path)
+    assert sliced.returncode == 0, sliced.stderr
+    report = json.loads(sliced.stdout)
+    assert [c["cell"] for c in report["cells"]] == [1, 3, 4, 6, 7, 10]
+    assert report["warnings"] == []
+    why = {c["cell"]: c["statements"][0]["why"] for c in report["cells"]}
+    assert why[3] == "defines `build_standard`, which cell 7 (by a name its strings spell) reads"
+    started = time.perf_counter()
+    out = cli("pack", str(nb), "standardize", "--example", "[3.5]", "--json", cwd=tmp_path)
+    seconds = time.perf_counter() - started
+    assert out.returncode == 0, out.stderr
+    assert seconds < 35, f"took {seconds:.1f} s: a sleeping cell ran"
+    packed = json.loads(out.stdout)
+    assert [c["cell"] for c in packed["cells"]] == [1, 3, 4, 6, 7, 10]
+    assert [r["name"] for r in packed["manifest"]["requirements"]] == ["numpy"]
+    # A clean venv with only the lock: the scaler `make` built in the kernel travels, with
+    # the numpy its values need.
+    result = takeout.verify(tmp_path / "standardize.takeout")
+    assert result.ok, str(result)
+    assert takeout.load(tmp_path / "standardize.takeout")(3.5) == round(1.0 / 1.25**0.5, 6)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -224,6 +226,69 @@ def test_openapi_and_the_page_know_the_media_type(served: dict[str, Served]) -> 
     assert "text/html" in doc["paths"]["/call"]["post"]["responses"]["200"]["content"]
     page = httpx.get(served["plot"].url + "/", timeout=30).text
     assert '"data:" + type + ";base64,"' in page  # the page draws `{"media_type", "data"}`
+
+
+def _chrome() -> Any:
+    """Debian's headless Chromium, driven by Debian's chromedriver through Selenium (which
+    downloads nothing when given the driver's path). Missing, the test skips; under CI it
+    fails: `.ci/run` installs both."""
+    driver, browser = shutil.which("chromedriver"), shutil.which("chromium")
+    if driver is None or browser is None:
+        missing = "chromedriver" if driver is None else "chromium"
+        if os.environ.get("CI"):
+            pytest.fail(f"`{missing}` is not installed; `.ci/run` installs chromium-driver")
+        pytest.skip(f"`{missing}` is not installed (apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(flag)
+    options.add_argument("--window-size=1000,1200")
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+def test_the_page_shows_the_figure_in_a_browser(served: dict[str, Served]) -> None:
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser = _chrome()
+    try:
+        browser.get(served["plot"].url + "/")
+        # What a person does: the page offers the recorded example; ask for 5 bars, press Call.
+        assert json.loads(browser.find_element(By.ID, "args").get_attribute("value")) == {"n": 2}
+        browser.find_element(By.ID, "args").clear()
+        browser.find_element(By.ID, "args").send_keys('{"n": 5}')
+        browser.find_element(By.ID, "go").click()
+        img = WebDriverWait(browser, 60).until(
+            lambda b: b.execute_script(
+                "var i = document.querySelector('#media img');"
+                "return i && i.complete && i.naturalWidth > 0 ? i : null;"
+            )
+        )
+        shown = browser.execute_script(
+            "return [arguments[0].naturalWidth, arguments[0].naturalHeight]", img
+        )
+        source = img.get_attribute("src")
+        status = browser.find_element(By.ID, "status").text
+        picture = img.screenshot_as_png
+    finally:
+        browser.quit()
+    assert status.startswith("200 · "), status
+    # The browser decoded the very figure `/call` draws for `n=5`.
+    figure = httpx.post(
+        served["plot"].url + "/call", json={"n": 5}, headers={"Accept": BROWSER}, timeout=30
+    )
+    assert source == "data:image/png;base64," + base64.b64encode(figure.content).decode()
+    assert tuple(shown) == png_size(figure.content)
+    # And painted it: the screenshot of the <img> is a chart (white, axes, bars), not blank.
+    with Image.open(io.BytesIO(picture)) as image:
+        colours = image.convert("RGB").getcolors(maxcolors=1 << 16) or []
+    assert len(colours) > 10, colours
+    bar_blue = sum(n for n, (r, g, b) in colours if b > 150 and r < 100)
+    assert bar_blue > 200, "no bars in the screenshot"
 
 
 def test_asgi_negotiates_the_same(bundles: dict[str, Path]) -> None:

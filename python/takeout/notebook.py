@@ -310,15 +310,35 @@ def run_slice(
 
 def _cell_error(cell: _core.SlicedCell, count: Optional[int], error: dict[str, Any]) -> str:
     ename = error.get("ename", "Error")
-    evalue = first_informative_line(str(error.get("evalue", "")))
+    # Without colour codes (IPython's, a library's): the message is printed as plain text.
+    evalue = first_informative_line(_ANSI.sub("", str(error.get("evalue", ""))))
     what = f"{ename}: {evalue}" if evalue else ename
     line = _error_line(error.get("traceback", []), count)
+    if line is None and ename == "UsageError":
+        line = _magic_line(cell.source, evalue)
     if line is None:
         return f"cell {cell.number} raised {what}"
     source = cell.source.splitlines()
     text = source[line - 1].strip() if 0 < line <= len(source) else ""
     shown = f" (`{clip(text)}`)" if text else ""
     return f"cell {cell.number}, line {line}{shown}: {what}"
+
+
+def _magic_line(source: str, message: str) -> Optional[int]:
+    """The line of the magic a `UsageError` is about, which IPython reports without a
+    traceback: the one its message names (`` Line magic function `%autotime` not found``),
+    else the cell magic's first line."""
+    named = re.search(r"`(%%?[\w.]+)`", message)
+    lines = source.splitlines()
+    if named:
+        at = re.compile(r"(?<![%\w])" + re.escape(named.group(1)) + r"(?![\w.])")
+        for number, text in enumerate(lines, 1):
+            if at.search(text):
+                return number
+    for number, text in enumerate(lines, 1):
+        if text.lstrip().startswith("%%"):
+            return number
+    return None
 
 
 def _error_line(traceback: Sequence[str], count: Optional[int]) -> Optional[int]:

@@ -34,6 +34,7 @@ def serve(
     background: bool = False,
     *,
     config: Optional[ServeConfig] = None,
+    manifest: Optional[dict[str, Any]] = None,
     **options: Any,
 ) -> Optional[Handle]:
     """Serve the bundle at `path` (or, in a notebook, a function directly) over HTTP.
@@ -44,7 +45,7 @@ def serve(
     `allow_host`, `log_format`, `access_log`, `debug`, `signing_key`, `blas_threads`), or pass
     a whole `config=`. `port` defaults to `$PORT`, else 8000. `token` (default `$TAKEOUT_TOKEN`)
     requires `Authorization: Bearer`. Routes and errors are those of ARCHITECTURE.md's HTTP
-    contract.
+    contract. `manifest`, with a function: its manifest dict, as in `serve_function`.
     """
     if port is not None:
         options["port"] = port
@@ -54,8 +55,13 @@ def serve(
         # user's other cells share.
         limit_blas_threads(config)
     if callable(path):
-        fn, manifest = describe(path)
+        fn, manifest = (path, manifest) if manifest is not None else describe(path)
     else:
+        if manifest is not None:
+            raise TypeError(
+                f"`manifest=` is for serving a function, and `{path}` is a bundle, which "
+                "carries its own manifest; leave `manifest=` out"
+            )
         if background and config.workers > 1:
             return launch(Path(path), config)
         from ..bundle import load_with_manifest
@@ -65,19 +71,9 @@ def serve(
 
 
 def serve_function(
-    fn: Callable[..., Any],
-    manifest: dict[str, Any],
-    host: str = DEFAULTS.host,
-    port: Optional[int] = None,
-    workers: int = DEFAULTS.workers,
-    background: bool = False,
-    *,
-    config: Optional[ServeConfig] = None,
-    **options: Any,
+    fn: Callable[..., Any], manifest: dict[str, Any], *args: Any, **kwargs: Any
 ) -> Optional[Handle]:
     """`serve` for a callable and a manifest dict (`name`, `function`, `examples` as a bundle's
-    manifest has them); `fn` receives plain JSON-derived arguments."""
-    if port is not None:
-        options["port"] = port
-    config = ServeConfig.resolve(config, host=host, workers=workers, **options)
-    return run(fn, manifest, config, background)
+    manifest has them); `fn` receives plain JSON-derived arguments. The other arguments are
+    `serve`'s, defined there once."""
+    return serve(fn, *args, manifest=manifest, **kwargs)

@@ -18,7 +18,7 @@
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::facts::{Call, Callee, DefKind, FnSummary, Interner, Sym};
+use super::facts::{Call, Callee, DefKind, FnSummary, Interner, NameHint, Sym};
 use super::names::{
     is_builtin, is_config_call, is_container_method, is_pure_method, mutates_arguments,
     ARG_MUTATING_BUILTINS,
@@ -57,7 +57,12 @@ pub(crate) struct Resolved {
     pub(crate) mods: Vec<(Node, bool)>,
     /// Globals read by the notebook functions it calls, as it runs.
     pub(crate) reads: Vec<Sym>,
+    /// Reads names the parser cannot see as it runs (`globals()[key]` here, or in a notebook
+    /// function it calls); a function body that does so when called later does not count.
     pub(crate) reads_any: bool,
+    /// What those dynamic reads may look up: the strings of the statement and of the
+    /// notebook functions it calls (see [`NameHint`]).
+    pub(crate) hints: Vec<NameHint>,
     /// Calls `exec`/`eval`/`globals()` itself, as it runs: may bind any name.
     pub(crate) any_name: bool,
 }
@@ -69,6 +74,7 @@ struct Effects {
     /// `(part, whole)` edges made by calls (`models.append(m)`).
     edges: Vec<(Sym, Sym)>,
     reads_any: bool,
+    hints: Vec<NameHint>,
 }
 
 #[derive(Debug, Default)]
@@ -77,6 +83,7 @@ struct FnEffects {
     param_mods: Vec<(Sym, bool)>,
     reads: Vec<Sym>,
     reads_any: bool,
+    hints: Vec<NameHint>,
 }
 
 /// "Part of" edges: `up[a]` may hold `a`, `down[a]` may be held by `a`.
@@ -244,10 +251,23 @@ pub(crate) fn resolve(units: &[Unit], names: &Interner) -> (Vec<Resolved>, Bindi
                 true
             }
         });
+        let reads_any = pass.any_dynamic(&unit.facts.dynamic_now, None) || effects.reads_any;
+        // Only a dynamic read needs them; most statements have none.
+        let hints = if reads_any {
+            unit.facts
+                .hints
+                .iter()
+                .chain(&effects.hints)
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
         resolved.push(Resolved {
             mods,
             reads,
-            reads_any: pass.any_dynamic(&unit.facts.dynamic, None) || effects.reads_any,
+            reads_any,
+            hints,
             any_name: pass.any_dynamic(&unit.facts.dynamic_now, None),
         });
     }
@@ -316,6 +336,7 @@ impl Forward<'_> {
                     out.mods.extend(&fx.global_mods);
                     out.reads.extend(&fx.reads);
                     out.reads_any |= fx.reads_any;
+                    out.hints.extend(fx.hints);
                     let changed = |param: Sym| fx.param_mods.iter().find(|(p, _)| *p == param);
                     for (pos, arg) in call.positional.iter().enumerate() {
                         if let (Some(arg), Some(&param)) = (arg, f.params.get(pos)) {
@@ -422,9 +443,13 @@ impl Forward<'_> {
             param_mods: Vec::new(),
             reads: f.free.clone(),
             reads_any: self.any_dynamic(&f.dynamic, Some(f)),
+            hints: Vec::new(),
         };
         // Recursion: the first visit accounts for the whole cycle.
         if visiting.contains(&(u, i)) {
+            if fx.reads_any {
+                fx.hints.clone_from(&f.hints);
+            }
             return fx;
         }
         visiting.push((u, i));
@@ -435,6 +460,9 @@ impl Forward<'_> {
         visiting.pop();
         fx.reads.extend(effects.reads);
         fx.reads_any |= effects.reads_any;
+        if fx.reads_any {
+            fx.hints = f.hints.iter().cloned().chain(effects.hints).collect();
+        }
         let mut local: Sharing<Sym> = Sharing::new();
         let holds = |name: Sym| f.locals.contains(&name) || self.may_hold_objects(name);
         for &(part, whole) in f.aliases.iter().chain(&effects.edges) {

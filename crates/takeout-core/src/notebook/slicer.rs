@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::effects::{self, Bindings, Node, Resolved};
-use super::facts::{DefKind, Sym};
+use super::facts::{DefKind, NameHint, Sym};
 use super::names::is_builtin;
 use super::render;
 use super::{parse_cells, Notebook, NotebookError, Parsed, Unit};
@@ -171,6 +171,7 @@ pub fn slice(
                  still need more"
             ));
         }
+        backward.dynamic_when_called(&outcome, &mut warnings);
         let captured = backward.captured(&outcome, target, options.state_end, &mut warnings);
         (outcome.kept, outcome.unresolved, captured)
     };
@@ -548,6 +549,81 @@ impl<'p> Backward<'p> {
             .any(|d| d.name == sym)
     }
 
+    /// The names bound somewhere in the notebook that one of `hints` spells.
+    fn spelled(&self, hints: &[NameHint]) -> Vec<Sym> {
+        let mut found: Vec<Sym> = self
+            .parsed
+            .units
+            .iter()
+            .flat_map(|unit| &unit.facts.defs)
+            .map(|d| d.name)
+            .filter(|&sym| {
+                let name = self.parsed.names.name(sym);
+                hints.iter().any(|h| h.matches(name))
+            })
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        found
+    }
+
+    /// A kept function that reads names dynamically when called: cloudpickle carries only
+    /// the globals the pickled code names, so in the bundle such a read finds those and
+    /// nothing else, and the slice need not keep more. Warns about the notebook names its
+    /// strings spell that the code does not name: found in the notebook, missing in the
+    /// bundle.
+    fn dynamic_when_called(&self, outcome: &Outcome, warnings: &mut Vec<String>) {
+        let names = &self.parsed.names;
+        let bound: FxHashSet<Sym> = self
+            .parsed
+            .units
+            .iter()
+            .flat_map(|unit| unit.facts.defs.iter().map(|d| d.name))
+            .collect();
+        // What the function reads when called, itself included: the code that is pickled.
+        let pickled: FxHashSet<Sym> = outcome.seeds.iter().map(|&(_, s)| s).collect();
+        for (unit, kept) in self.parsed.units.iter().zip(&outcome.kept) {
+            if kept.is_none() {
+                continue;
+            }
+            for f in unit
+                .facts
+                .functions
+                .iter()
+                .filter(|f| pickled.contains(&f.name))
+            {
+                let Some(&builtin) = f.dynamic.iter().find(|b| !bound.contains(b)) else {
+                    continue;
+                };
+                let call = match names.name(builtin) {
+                    "eval" | "exec" => format!("`{}`", names.name(builtin)),
+                    other => format!("`{other}()`"),
+                };
+                let missing: Vec<&str> = self
+                    .spelled(&f.hints)
+                    .into_iter()
+                    .filter(|s| !pickled.contains(s))
+                    .map(|s| names.name(s))
+                    .collect();
+                let function = names.name(f.name);
+                let mut warning = format!(
+                    "`{function}` looks names up by string ({call}); the slice keeps only the \
+                     globals its code names, which are all a bundle carries (cloudpickle keeps \
+                     no others)"
+                );
+                if !missing.is_empty() {
+                    let _ = write!(
+                        warning,
+                        ", so {} (spelled by its strings) will not be found there; name them \
+                         in its code, e.g. in a dict of name to value",
+                        quoted(&missing)
+                    );
+                }
+                warnings.push(warning);
+            }
+        }
+    }
+
     /// Where walking back starts for a name the function reads when called: the function's
     /// definition when a statement before it binds the name (the value the function was
     /// written and tried against); otherwise the first binding after it, with whatever
@@ -653,7 +729,18 @@ impl<'p> Backward<'p> {
                 needed.insert_soft(sym);
             }
             later.extend(unit.facts.uses_later.iter().copied());
-            reads_any |= resolved.reads_any;
+            if resolved.reads_any {
+                // What it may look up by string is what its strings spell; with no string
+                // that spells a notebook name, the key comes from elsewhere: anything.
+                let spelled = self.spelled(&resolved.hints);
+                if spelled.is_empty() {
+                    reads_any = true;
+                }
+                let by = format!("cell {} (by a name its strings spell)", self.cell(u));
+                for sym in spelled {
+                    needed.insert_by(sym, &by);
+                }
+            }
             after.any_kept = true;
             for import in unit.facts.imports.iter().filter(|i| i.level == 0) {
                 let statement = if import.names.is_empty() {

@@ -594,19 +594,97 @@ fn star_imports_may_define_anything_still_needed() {
 }
 
 #[test]
-fn reading_names_dynamically_keeps_everything_that_defines() {
+fn a_function_reading_names_dynamically_when_called_keeps_what_its_code_names() {
+    // In the bundle, `globals()` holds only the globals the pickled code names (cloudpickle
+    // keeps no others): `f('a')` cannot find `a` there, whatever the slice keeps.
     let cells = [
         "a = 1\nprint(a)",
         "b = 2",
-        "def f(name):\n    return globals()[name]",
+        "def helper():\n    return b",
+        "def f(name):\n    helper()\n    return globals()[name]",
     ];
     let s = slice_of(&cells, "f");
-    assert_eq!(
-        s.cells.iter().map(|c| c.number).collect::<Vec<_>>(),
-        [1, 2, 3]
+    assert_eq!(cells_of(&cells, "f"), [2, 3, 4]);
+    assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+    assert!(
+        s.warnings[0].starts_with("`f` looks names up by string (`globals()`)"),
+        "{:?}",
+        s.warnings
     );
+    // What its strings spell but its code does not name is called out by name.
+    let cells = [
+        "def solve_bfs(p):\n    return p",
+        "def solve_dfs(p):\n    return p[::-1]",
+        "def solve(p, method='bfs'):\n    return globals()[f'solve_{method}'](p)",
+    ];
+    let s = slice_of(&cells, "solve");
+    assert_eq!(cells_of(&cells, "solve"), [3]);
+    assert!(
+        s.warnings[0]
+            .contains("`solve_bfs`, `solve_dfs` (spelled by its strings) will not be found"),
+        "{:?}",
+        s.warnings
+    );
+}
+
+#[test]
+fn a_dynamic_read_as_the_notebook_runs_keeps_what_its_strings_spell() {
+    let cells = [
+        "import time\nt0 = time.time()",
+        "def build_standard():\n    return {'scale': 2}",
+        "def build_minmax():\n    return {'scale': 10}",
+        "def unrelated():\n    return 0",
+        "def make(kind):\n    return globals()['build_' + kind]()",
+        "scaler = make('standard')",
+        "results = [scaler['scale'] * i for i in range(3)]\nelapsed = time.time() - t0",
+        "def predict(x):\n    return x / scaler['scale']",
+        "print(predict(3))\nassert predict(4) == 2",
+    ];
+    let s = slice_of(&cells, "predict");
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    assert_eq!(cells_of(&cells, "predict"), [2, 3, 5, 6, 8]);
+    assert_eq!(
+        s.cells[0].statements[0].reason,
+        "defines `build_standard`, which cell 6 (by a name its strings spell) reads"
+    );
+    // `"build_{}".format(kind)` and `f"build_{kind}"` spell the same names.
+    for call in [
+        "globals()['build_{}'.format(kind)]()",
+        "globals()[f'build_{kind}']()",
+    ] {
+        let make = format!("def make(kind):\n    return {call}");
+        let mut cells = cells;
+        cells[4] = &make;
+        assert_eq!(cells_of(&cells, "predict"), [2, 3, 5, 6, 8], "{call}");
+    }
+}
+
+#[test]
+fn a_dynamic_read_whose_strings_spell_no_name_keeps_everything_that_defines() {
+    let cells = [
+        "a = 1\nprint(a)",
+        "b = 2",
+        "key = input()\nvalue = globals()[key]",
+        "def f():\n    return value",
+    ];
+    let s = slice_of(&cells, "f");
+    assert_eq!(cells_of(&cells, "f"), [1, 2, 3, 4]);
     assert!(s.warnings.iter().any(|w| w.contains("globals()")));
     assert!(!s.cells[0].source.contains("print"));
+}
+
+#[test]
+fn namespaces_given_to_eval_and_a_function_s_own_locals_are_not_dynamic() {
+    let cells = [
+        "import numpy as np\nunrelated = 1",
+        "def f(expr):\n    return eval(expr, {'np': np})",
+        "def g(x):\n    return '{x}'.format(**locals()) + str(vars())",
+    ];
+    for function in ["f", "g"] {
+        let s = slice_of(&cells, function);
+        assert!(s.warnings.is_empty(), "{function}: {:?}", s.warnings);
+        assert!(!kept(&cells, function).contains(&"unrelated = 1".to_owned()));
+    }
 }
 
 #[test]

@@ -12,14 +12,15 @@ const TEMPLATE: &str = include_str!("page.html");
 pub(crate) struct Page {
     pub(crate) body: Vec<u8>,
     /// Only this page's own inline script and style run, and it talks only to this server:
-    /// text the function's manifest puts in the page can never become code.
+    /// text the function's manifest puts in the page can never become code. Images only as
+    /// `data:` URLs: how the page shows a rich result (a figure) that `/call` returned.
     pub(crate) csp: String,
 }
 
 pub(crate) fn render(sig: &Params, predict_path: &str, token: bool) -> Page {
     let body = render_body(sig, predict_path, token);
     let csp = format!(
-        "default-src 'none'; script-src {}; style-src {}; connect-src 'self'; \
+        "default-src 'none'; script-src {}; style-src {}; connect-src 'self'; img-src data:; \
          base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
         element_hash(TEMPLATE, "<script>", "</script>"),
         element_hash(TEMPLATE, "<style>", "</style>"),
@@ -130,6 +131,7 @@ mod tests {
             element_hash(TEMPLATE, "<script>", "</script>")
         );
         assert!(page.csp.contains("default-src 'none'"));
+        assert!(page.csp.contains("; img-src data:;"));
         assert!(!page.csp.contains("unsafe-inline"));
     }
 }

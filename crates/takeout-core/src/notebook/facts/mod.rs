@@ -149,6 +149,30 @@ pub(crate) struct FnSummary {
     /// The builtins it calls that read names the parser cannot see (`eval` of a computed
     /// string, `globals()`): dynamic only while the name is not the notebook's own.
     pub(crate) dynamic: Vec<Sym>,
+    /// The names its strings may spell, for its dynamic reads.
+    pub(crate) hints: Vec<NameHint>,
+}
+
+/// A name a string in the code may spell: what `globals()[key]` or `eval(key)` can look up
+/// when `key` is built from that string. A name a caller passes in spells nothing here.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum NameHint {
+    /// `"solve_bfs"`
+    Exact(String),
+    /// `f"solve_{method}"`, `"solve_" + method`, `"solve_{}".format(method)`
+    Prefix(String),
+    /// `f"{kind}_model"`, `kind + "_model"`
+    Suffix(String),
+}
+
+impl NameHint {
+    pub(crate) fn matches(&self, name: &str) -> bool {
+        match self {
+            Self::Exact(exact) => name == exact,
+            Self::Prefix(prefix) => name.len() > prefix.len() && name.starts_with(prefix.as_str()),
+            Self::Suffix(suffix) => name.len() > suffix.len() && name.ends_with(suffix.as_str()),
+        }
+    }
 }
 
 /// An import statement anywhere in the statement, for the static dependency estimate.
@@ -184,11 +208,12 @@ pub(crate) struct Facts {
     /// Names bound in class bodies and comprehensions that run now: local to this
     /// statement, even when a global of the same name exists.
     pub(crate) scratch: Vec<Sym>,
-    /// Reads names the parser cannot see (`eval`, `globals()`), now or in a function body:
-    /// the builtins called, as in [`FnSummary::dynamic`].
-    pub(crate) dynamic: Vec<Sym>,
-    /// The same, called as the statement runs (`exec(code)` may bind any name).
+    /// Reads names the parser cannot see as the statement runs (`exec(code)` may bind any
+    /// name): the builtins called, as in [`FnSummary::dynamic`]. In a function body, such a
+    /// call is the function's (see `slicer::Backward::dynamic_when_called`).
     pub(crate) dynamic_now: Vec<Sym>,
+    /// The names the strings evaluated as the statement runs may spell (see [`NameHint`]).
+    pub(crate) hints: Vec<NameHint>,
     /// `name = receiver.method` at module level (`cat = ''.join`): calling `name` is calling
     /// that method. `(name, receiver's root, method)`; no root for a literal receiver.
     pub(crate) method_aliases: Vec<(Sym, Option<Sym>, Sym)>,

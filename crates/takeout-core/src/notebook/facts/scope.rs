@@ -4,7 +4,7 @@
 
 use rustc_hash::FxHashSet;
 
-use super::{Call, Def, DefKind, Facts, Interner, Sym};
+use super::{Call, Def, DefKind, Facts, Interner, NameHint, Sym};
 use ruff_python_ast::Expr;
 use ruff_text_size::TextRange;
 
@@ -33,6 +33,7 @@ pub(super) struct Scope {
     pub(super) params: Vec<Sym>,
     pub(super) kwonly: Vec<Sym>,
     pub(super) dynamic: Vec<Sym>,
+    pub(super) hints: Vec<NameHint>,
     /// Index into `Facts::functions` for a module-level `def`.
     pub(super) summary: Option<usize>,
 }
@@ -52,6 +53,7 @@ impl Scope {
             params: Vec::new(),
             kwonly: Vec::new(),
             dynamic: Vec::new(),
+            hints: Vec::new(),
             summary: None,
         }
     }
@@ -182,11 +184,22 @@ impl<'n> Walker<'n> {
     pub(super) fn mark_dynamic(&mut self, builtin: Sym) {
         let s = self.effect_scope();
         if s == MODULE {
-            self.facts.dynamic.push(builtin);
             self.facts.dynamic_now.push(builtin);
         } else {
             self.scopes[s].dynamic.push(builtin);
         }
+    }
+
+    /// A string that may spell a name (see [`NameHint`]); kept where the code runs.
+    pub(super) fn hint(&mut self, hint: NameHint) {
+        let s = self.effect_scope();
+        let hints = if s == MODULE {
+            &mut self.facts.hints
+        } else {
+            &mut self.scopes[s].hints
+        };
+        // Deduplicated once, in `finish`: a cell may hold thousands of strings.
+        hints.push(hint);
     }
 
     // ── after the walk: resolve function scopes ────────────────────────────────────────────
@@ -240,7 +253,9 @@ impl<'n> Walker<'n> {
                 let calls = std::mem::take(&mut scope.calls);
                 let aliases = std::mem::take(&mut scope.aliases);
                 let dynamic = scope.dynamic.clone();
+                let hints = std::mem::take(&mut scope.hints);
                 let f = &mut self.facts.functions[index];
+                f.hints.extend(hints);
                 f.global_writes.extend(global_writes);
                 f.stores.extend(stores);
                 f.calls.extend(calls);
@@ -252,8 +267,6 @@ impl<'n> Walker<'n> {
                     f.locals = locals;
                 }
             }
-            let dynamic = self.scopes[s].dynamic.clone();
-            self.facts.dynamic.extend(dynamic);
             for name in free {
                 if declared_global.contains(&name) {
                     self.deliver_global(name, summary);
@@ -266,7 +279,11 @@ impl<'n> Walker<'n> {
         for f in &mut facts.functions {
             f.free.sort_unstable();
             f.free.dedup();
+            f.hints.sort_unstable();
+            f.hints.dedup();
         }
+        facts.hints.sort_unstable();
+        facts.hints.dedup();
         facts.uses_now.sort_unstable();
         facts.uses_now.dedup();
         facts.uses_later.sort_unstable();

@@ -9,7 +9,7 @@ use ruff_text_size::{Ranged, TextRange};
 use super::super::ipython::{self, Effect};
 use super::super::names::DYNAMIC_BUILTINS;
 use super::scope::{ScopeKind, Walker, MODULE};
-use super::{Call, Callee, DefKind, FnSummary, Import, Rel, Sym};
+use super::{Call, Callee, DefKind, FnSummary, Import, NameHint, Rel, Sym};
 
 impl Walker<'_> {
     // ── scopes ─────────────────────────────────────────────────────────────────────────────
@@ -282,11 +282,20 @@ impl Walker<'_> {
 
     /// `eval`/`exec` of a literal are read as the code they run; of anything else, and
     /// `globals()`/`locals()`/`vars()` without arguments, read names the parser cannot see.
-    /// `vars(obj)` only reads `obj`.
+    /// `vars(obj)` only reads `obj`; `eval(code, namespace)` reads only the namespace it is
+    /// given (its own argument, read as such); `locals()`/`vars()` in a function body read
+    /// that function's locals.
     pub(super) fn dynamic_call(&mut self, builtin: &str, call: &ast::ExprCall) {
         let args = &call.arguments;
         let sym = self.sym(builtin);
+        let given_globals = args.args.len() > 1
+            || args
+                .keywords
+                .iter()
+                .any(|k| k.arg.as_deref() == Some("globals"));
         match builtin {
+            "eval" | "exec" if given_globals => {}
+            "locals" | "vars" if self.effect_scope() != MODULE => {}
             "eval" | "exec" => {
                 if let Some(Expr::StringLiteral(code)) = args.args.first() {
                     let code = code.value.to_str().to_owned();
@@ -311,6 +320,36 @@ impl Walker<'_> {
             }
             _ if args.args.is_empty() && args.keywords.is_empty() => self.mark_dynamic(sym),
             _ => {}
+        }
+    }
+
+    /// A string that may be a name (`"solve_bfs"`), or a template of one (`"solve_{}"`,
+    /// `"solve_%s"`): what a dynamic read could look up with it.
+    pub(super) fn string_hint(&mut self, text: &str) {
+        if is_identifier(text) {
+            self.hint(NameHint::Exact(text.to_owned()));
+        } else if let Some(at) = text.find(['{', '%']) {
+            self.affix_hint(&text[..at], true);
+            // `%s` ends anywhere, so only a `{}` template has a known literal end.
+            if let Some(end) = text.rfind('}').filter(|&e| e > at) {
+                self.affix_hint(&text[end + 1..], false);
+            }
+        }
+    }
+
+    /// The literal start (or end) of a string built at run time.
+    pub(super) fn affix_hint(&mut self, text: &str, start: bool) {
+        let ok = if start {
+            is_identifier(text)
+        } else {
+            !text.is_empty() && text.chars().all(|c| c == '_' || c.is_alphanumeric())
+        };
+        if ok {
+            self.hint(if start {
+                NameHint::Prefix(text.to_owned())
+            } else {
+                NameHint::Suffix(text.to_owned())
+            });
         }
     }
 
@@ -438,6 +477,12 @@ impl Walker<'_> {
         }
         self.escape_range = saved;
     }
+}
+
+fn is_identifier(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars.next().is_some_and(|c| c == '_' || c.is_alphabetic())
+        && chars.all(|c| c == '_' || c.is_alphanumeric())
 }
 
 fn short(text: &str) -> String {
@@ -684,6 +729,28 @@ impl<'a> Visitor<'a> for Walker<'_> {
             }
             Expr::IpyEscapeCommand(escape) => {
                 self.escape(escape.kind, &escape.value, escape.range, false);
+            }
+            Expr::StringLiteral(literal) => self.string_hint(literal.value.to_str()),
+            Expr::FString(fstring) => {
+                let mut parts = fstring.value.elements();
+                if let Some(ast::InterpolatedStringElement::Literal(first)) = parts.next() {
+                    self.affix_hint(&first.value, true);
+                }
+                if let Some(ast::InterpolatedStringElement::Literal(last)) =
+                    fstring.value.elements().last()
+                {
+                    self.affix_hint(&last.value, false);
+                }
+                visitor::walk_expr(self, expr);
+            }
+            Expr::BinOp(binop) if binop.op == ast::Operator::Add => {
+                if let Expr::StringLiteral(left) = &*binop.left {
+                    self.affix_hint(left.value.to_str(), true);
+                }
+                if let Expr::StringLiteral(right) = &*binop.right {
+                    self.affix_hint(right.value.to_str(), false);
+                }
+                visitor::walk_expr(self, expr);
             }
             _ => visitor::walk_expr(self, expr),
         }
