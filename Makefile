@@ -49,8 +49,8 @@ lint-rust: $(VENV)/.created ## rustfmt and clippy
 
 .PHONY: lint-python
 lint-python: $(VENV)/.deps ## ruff and mypy (no extension build needed)
-	$(BIN)/ruff check python tests bench examples containers fuzz soak
-	$(BIN)/ruff format --check python tests bench examples containers fuzz soak
+	$(BIN)/ruff check python tests bench examples containers fuzz soak .ci
+	$(BIN)/ruff format --check python tests bench examples containers fuzz soak .ci
 	$(BIN)/mypy python/takeout
 
 .PHONY: stubtest
@@ -60,8 +60,8 @@ stubtest: install ## `_core.pyi` against the built extension
 .PHONY: format
 format: $(VENV)/.created ## apply rustfmt and ruff
 	cargo fmt --all
-	$(BIN)/ruff check --fix python tests bench examples containers fuzz soak
-	$(BIN)/ruff format python tests bench examples containers fuzz soak
+	$(BIN)/ruff check --fix python tests bench examples containers fuzz soak .ci
+	$(BIN)/ruff format python tests bench examples containers fuzz soak .ci
 
 .PHONY: base-image
 base-image: ## the Debian base image of the container tests (mmdebstrap; kept in podman)
@@ -101,8 +101,12 @@ soak-ci: install ## the short soak CI makes (10 s; the slope is reported, not ju
 test-fast: build-dev ## pytest without the slow tests, on a debug build
 	$(PY) -m pytest -q -m "not slow"
 
+.PHONY: test-pythons
+test-pythons: install ## the core suites on CPython 3.9-3.13, each in a venv holding the abi3 wheel
+	$(PY) .ci/pythons.py
+
 .PHONY: test
-test: lint test-rust test-python fuzz-ci soak-ci ## everything CI runs
+test: lint test-rust test-python test-pythons fuzz-ci soak-ci ## everything CI runs
 
 .PHONY: bench
 bench: install ## benchmarks; ratio tables on stdout

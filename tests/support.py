@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -26,3 +27,22 @@ def run_cells(*cells: str) -> dict[str, Any]:
 def notebook_cells(path: Path) -> list[str]:
     nb = json.loads(path.read_text())
     return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def answers_under_load(url: str, bodies: list[Any], clients: int = 32) -> list[Any]:
+    """POST every body to `url`/call from `clients` keep-alive clients at once: the results in
+    the order of `bodies` (a failed call gives its response text, so a mismatch shows why)."""
+    import httpx
+
+    def client(chunk: list[int]) -> list[tuple[int, Any]]:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            out = []
+            for i in chunk:
+                r = http.post("/call", json=bodies[i])
+                out.append((i, r.json()["result"] if r.status_code == 200 else r.text))
+            return out
+
+    chunks = [list(range(k, len(bodies), clients)) for k in range(clients)]
+    with ThreadPoolExecutor(clients) as pool:
+        got = dict(pair for part in pool.map(client, chunks) for pair in part)
+    return [got[i] for i in range(len(bodies))]

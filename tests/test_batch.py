@@ -29,7 +29,7 @@ import pytest
 import takeout
 from takeout.errors import UsageError
 
-from .support import run_cells
+from .support import answers_under_load, run_cells
 from .test_notebook_slice import write_notebook
 from .test_serve import (  # noqa: F401  (the contract tests run here again, batched)
     TRANSPORTS,
@@ -272,20 +272,9 @@ def test_every_client_gets_its_own_answer_under_concurrent_load(
     expected = [int(km["km_predict_one"](p)) for p in points]
     server = serve(transport, bundles["km"], f"--workers={workers}")
 
-    def client(chunk: list[int]) -> list[tuple[int, Any]]:
-        with httpx.Client(base_url=server.url, timeout=30) as http:
-            out = []
-            for i in chunk:
-                body = {"samples": points[i]} if i % 2 else [points[i]]
-                r = http.post("/call", json=body)
-                out.append((i, r.json()["result"] if r.status_code == 200 else r.text))
-            return out
-
+    bodies = [{"samples": p} if i % 2 else [p] for i, p in enumerate(points)]
     try:
-        chunks = [list(range(k, len(points), 32)) for k in range(32)]
-        with ThreadPoolExecutor(32) as pool:
-            got = dict(pair for part in pool.map(client, chunks) for pair in part)
-        assert [got[i] for i in range(len(points))] == expected
+        assert answers_under_load(server.url, bodies) == expected
         text = httpx.get(server.url + "/metrics").text
         assert metric(text, "takeout_batch_size_sum") == len(points)
         assert metric(text, "takeout_batch_queue_wait_seconds_count") == len(points)
@@ -436,3 +425,14 @@ def test_sigterm_with_a_half_full_queue_loses_no_request(
     assert code == 0, server.log
     assert running.done[0].json() == {"result": 2.0}  # type: ignore[attr-defined]
     assert sorted(r.json()["result"] for r in results) == [0, 2, 4, 6]
+
+
+def test_a_live_decorated_function_is_served_batched(km: dict[str, Any]) -> None:
+    handle = takeout.serve(km["km_predict"], port=0, background=True)
+    assert handle is not None
+    try:
+        r = post(handle.url + "/call", {"samples": [6.5, 3.0]})
+        assert r.json() == {"result": int(km["km_predict_one"]([6.5, 3.0]))}
+        assert metric(httpx.get(handle.url + "/metrics").text, "takeout_batch_size_count") == 1
+    finally:
+        handle.stop()

@@ -85,7 +85,10 @@ def test_requirements_txt_has_a_reason_per_pin(seed_bundle: takeout.Bundle) -> N
 
 
 def test_pylock_is_installable_pep751(seed_bundle: takeout.Bundle) -> None:
-    import tomllib
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
 
     lock = tomllib.loads((seed_bundle.path / "pylock.toml").read_text())
     assert lock["lock-version"] == "1.0"
@@ -369,11 +372,17 @@ def test_a_buffer_must_be_a_hashed_file(tmp_path: Path) -> None:
 def test_runtime_imports_only_the_standard_library() -> None:
     # -S: no site-packages, as in the clean venv where takeout itself is not installed; the
     # runtime loads the type table from beside itself (and nothing else).
+    # A module is the standard library's if it is built in or frozen or lives in the stdlib
+    # folders (3.9 has no `sys.stdlib_module_names`).
     code = (
-        "import sys, runpy; before = set(sys.modules);"
+        "import sys, sysconfig, runpy; before = set(sys.modules);"
         f"runpy.run_path({_runtime.__file__!r});"
+        "std = tuple(sysconfig.get_paths()[k] for k in ('stdlib', 'platstdlib'));"
         "new = {m.split('.')[0] for m in set(sys.modules) - before};"
-        "print(sorted(m for m in new if m not in sys.stdlib_module_names))"
+        "spec = lambda m: getattr(sys.modules[m], '__spec__', None);"
+        "ours = lambda m: spec(m) is not None and spec(m).origin not in ('built-in', 'frozen')"
+        " and not str(spec(m).origin).startswith(std);"
+        "print(sorted(m for m in new if ours(m)))"
     )
     out = subprocess.run(
         [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True

@@ -82,7 +82,11 @@ def test_every_recorded_file_maps_back_to_its_distribution(index, installed):
 
 def test_find_by_module_agrees_with_packages_distributions(index):
     checked, wrong = 0, {}
-    for module, dists in importlib.metadata.packages_distributions().items():
+    if sys.version_info >= (3, 11):
+        packages_distributions = importlib.metadata.packages_distributions
+    else:  # 3.10's reads only top_level.txt, which most wheels lack; the backport reads files
+        from importlib_metadata import packages_distributions
+    for module, dists in packages_distributions().items():
         names = {normalize(dist) for dist in dists}
         if len(names) != 1 or not module.isidentifier():
             continue

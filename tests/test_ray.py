@@ -90,6 +90,20 @@ def ray_bundles(tmp_path_factory: pytest.TempPathFactory, seed: dict[str, Any]) 
     }
 
 
+@pytest.fixture(scope="session")
+def node2(cluster: Cluster) -> str:
+    """A second node on this machine with the custom resource `node2`: its ID."""
+    import ray
+
+    cluster.add_node("node2")
+
+    def found() -> list[str]:
+        return [n["NodeID"] for n in ray.nodes() if n["Alive"] and "node2" in n["Resources"]]
+
+    wait_for(found, 60, "node2")
+    return found()[0]
+
+
 def running_replicas(name: str) -> list[dict[str, Any]]:
     from ray.serve.context import _get_global_client
 
@@ -256,16 +270,11 @@ def test_same_503_past_max_concurrency(targets: dict[str, str]) -> None:
 # ── replicas: placed on another node, replaced, rescaled, drained ──────────────────────────
 
 
-def test_a_second_node_serves_its_own_verified_copy(cluster: Cluster, tmp_path: Path) -> None:
+def test_a_second_node_serves_its_own_verified_copy(
+    cluster: Cluster, node2: str, tmp_path: Path
+) -> None:
     from ray import serve
 
-    cluster.add_node("node2")
-    import ray
-
-    wait_for(
-        lambda: any(n["Alive"] and "node2" in n["Resources"] for n in ray.nodes()), 60, "node2"
-    )
-    node2 = next(n["NodeID"] for n in ray.nodes() if n["Alive"] and "node2" in n["Resources"])
     packed = takeout.pack(run_cells(WHERE)["where"], tmp_path / "where.takeout").path
     options = {"num_cpus": 0.5, "resources": {"node2": 1}}
     application = takeout.ray.app(packed, ray_actor_options=options, name="where")
@@ -298,7 +307,7 @@ def test_a_second_node_serves_its_own_verified_copy(cluster: Cluster, tmp_path: 
         assert "\n" not in message
     finally:
         serve.delete("where")
-        takeout.ray._drop_stores("where", keep=None)
+        takeout.ray._release("where", keep=None)
 
 
 def test_kill_scale_and_undeploy(cluster: Cluster, ray_bundles: dict[str, Path]) -> None:
@@ -369,6 +378,54 @@ def test_kill_scale_and_undeploy(cluster: Cluster, ray_bundles: dict[str, Path])
     assert r.returncode == 2 and "no application `scaled`" in r.stderr
 
 
+def test_deploy_with_autoscaling_bounds(cluster: Cluster, ray_bundles: dict[str, Path]) -> None:
+    from ray.serve.context import _get_global_client
+
+    r = cluster.takeout(
+        "deploy", str(ray_bundles["probe"]), "--ray", cluster.address, "--name=autoscaled",
+        "--autoscale=1:3", "--num-cpus=0.25", "--json",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    try:
+        details = _get_global_client().get_serve_details()["applications"]["autoscaled"]
+        (deployment,) = details["deployments"].values()
+        bounds = deployment["deployment_config"]["autoscaling_config"]
+        assert (bounds["min_replicas"], bounds["max_replicas"]) == (1, 3)
+        assert info["replicas"] == 1  # Serve starts at the lower bound
+        for x in (1.5, 4.0):
+            assert post(info["url"] + "/call", {"x": x}).json() == {"result": x * 2}
+    finally:
+        takeout.ray.undeploy("autoscaled", cluster.address)
+
+
+def test_undeploy_removes_every_nodes_copy(
+    cluster: Cluster, node2: str, ray_bundles: dict[str, Path]
+) -> None:
+    import ray
+
+    r = cluster.takeout(
+        "deploy", str(ray_bundles["probe"]), "--ray", cluster.address, "--name=copied",
+        "--replicas=2", "--num-cpus=0.5",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert post(r.stdout.strip() + "/call", {"x": 1}).json() == {"result": 2}
+    copies = Path(cluster.env["TAKEOUT_RAY_DIR"])
+    nodes = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
+    placed = {replica["node_id"] for replica in running_replicas("copied")}
+    # Serve spreads the two replicas: one on each node, each with its node's copy.
+    assert placed == set(nodes) and node2 in placed
+    app = takeout.ray._app_dir("copied")
+    for node in nodes:
+        assert (copies / node[:16] / app).is_dir(), sorted(copies.rglob("manifest.json"))
+        assert list((copies / node[:16] / app).glob("*/bundle/manifest.json"))
+
+    r = cluster.takeout("undeploy", "copied", "--ray", cluster.address)
+    assert r.returncode == 0, r.stderr
+    left = [node for node in nodes if (copies / node[:16] / app).exists()]
+    assert left == [], f"copies left on nodes {left}"
+
+
 # ── errors are one sentence ─────────────────────────────────────────────────────────────────
 
 
@@ -380,6 +437,33 @@ def test_no_cluster_at_the_address(cluster: Cluster, ray_bundles: dict[str, Path
         f"takeout: error: no Ray cluster answers at `127.0.0.1:{port}`; start one with "
         "`ray start --head` or pass the address it printed"
     )
+
+
+@pytest.mark.parametrize("token", ["wrong", "missing"])
+def test_a_refused_token_is_one_sentence(
+    cluster: Cluster, ray_bundles: dict[str, Path], tmp_path: Path, token: str
+) -> None:
+    env = {k: v for k, v in cluster.env.items() if k != "RAY_AUTH_TOKEN"}
+    env["HOME"] = str(tmp_path)  # no `~/.ray/auth_token` to fall back on
+    where = f"takeout: error: the Ray cluster at `{cluster.address}`"
+    if token == "wrong":
+        env["RAY_AUTH_TOKEN"] = "0" * 64
+        want = (
+            f"{where} refused this process's token (missing, or not the cluster's); set "
+            "`RAY_AUTH_TOKEN` to the token `ray get-auth-token` prints on its head node"
+        )
+    else:
+        del env["RAY_AUTH_MODE"]
+        want = (
+            f"{where} wants a token and this process sends none; set `RAY_AUTH_MODE=token` "
+            "and `RAY_AUTH_TOKEN` to the token `ray get-auth-token` prints on its head node"
+        )
+    started = time.monotonic()
+    r = cluster.takeout("deploy", str(ray_bundles["probe"]), "--ray", cluster.address, env=env)
+    assert r.returncode == 1
+    assert r.stderr.strip() == want
+    # Said at once, not after Ray's minute of retries.
+    assert time.monotonic() - started < 30
 
 
 def test_another_python_in_the_bundle(

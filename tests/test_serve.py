@@ -395,9 +395,12 @@ def test_500_says_type_and_message_without_traceback(probe_server: Served) -> No
 def test_503_over_max_concurrency_with_retry_after(probe_server: Served) -> None:
     url = probe_server.url + "/call"
     results: list[httpx.Response] = []
+    # Sent together, so that on a loaded machine the calls still overlap.
+    together = threading.Barrier(10)
 
     def slow() -> None:
-        results.append(post(url, {"x": 0.6, "mode": "sleep"}))
+        together.wait()
+        results.append(post(url, {"x": 0.8, "mode": "sleep"}))
 
     threads = [threading.Thread(target=slow) for _ in range(10)]
     for t in threads:

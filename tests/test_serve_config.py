@@ -99,6 +99,13 @@ def test_round_trip_through_the_command_line() -> None:
         ({"log_format": "xml"}, "log_format `xml` is unknown; use `text` or `json`"),
         ({"debug": "maybe"}, "debug `maybe` is not a yes or no"),
         ({"max_concurency": 3}, "`max_concurency` is not a serving option; did you mean"),
+        ({"max_connections": 0}, "max_connections `0` must be a whole number, at least 1"),
+        ({"stuck_restart": "soon"}, "stuck_restart `soon` must be a number of seconds, 0 or more"),
+        (
+            {"body_budget": "1MiB"},
+            "body_budget `1048576` (`--body-budget`) is smaller than max_body `10485760`, so a "
+            "body of the largest size could never be received",
+        ),
     ],
 )
 def test_a_bad_option_is_one_sentence(given: dict[str, object], message: str) -> None:

@@ -9,7 +9,6 @@ import random
 import signal
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import pytest
 
 import takeout
 
+from .support import answers_under_load
 from .test_serve import TRANSPORTS, bundles_fixture, post, serve  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.slow
@@ -33,20 +33,9 @@ def test_many_concurrent_clients_get_their_own_results(
     samples = [[rng.random(), rng.random()] for _ in range(400)]
     expected = [int(seed["km_predict_two"](s)) for s in samples]
 
-    def client(chunk: list[int]) -> list[tuple[int, Any]]:
-        with httpx.Client(base_url=server.url, timeout=30) as http:
-            out = []
-            for i in chunk:
-                body = {"sample": samples[i]} if i % 2 else [samples[i]]
-                r = http.post("/call", json=body)
-                out.append((i, r.json()["result"] if r.status_code == 200 else r.status_code))
-            return out
-
+    bodies = [{"sample": s} if i % 2 else [s] for i, s in enumerate(samples)]
     try:
-        chunks = [list(range(k, len(samples), 32)) for k in range(32)]
-        with ThreadPoolExecutor(32) as pool:
-            got = dict(pair for part in pool.map(client, chunks) for pair in part)
-        assert [got[i] for i in range(len(samples))] == expected
+        assert answers_under_load(server.url, bodies) == expected
     finally:
         assert server.stop() == 0, server.log
 

@@ -186,6 +186,16 @@ class App:
         """In forked worker `slot`: count metrics into its block of the memory shared by the
         `workers` processes, so any worker's `/metrics` shows every worker. False when
         `workers` was 1 or `slot` is past it."""
+    def wedged_workers(self) -> list[tuple[int, int]]:
+        """`(slot, pid)` of each forked worker whose every call thread has been stuck past
+        `stuck_restart`, as the workers last wrote it in the shared metrics."""
+    @property
+    def wedged(self) -> bool:
+        """Every call thread has been stuck past `stuck_restart`: those calls will not return."""
+    @property
+    def calls_running(self) -> int:
+        """Calls running or queued on this process's call threads; once the server has
+        stopped, the ones left are stuck."""
     def drain(self) -> None:
         """From now on `/readyz` answers 503."""
     def close(self) -> None:

@@ -13,19 +13,21 @@
 The ingress of every replica is `takeout.asgi`, the Rust request core `takeout serve` runs, so
 routes, error bodies, limits and the token behave exactly as there.
 
-The bundle's files travel through Ray's object store, not a shared filesystem nor a
-runtime-env upload (which warns past 10 MiB per file and refuses large packages): building the
-application puts every file into the store from a detached actor that owns them, so they
-outlive the process that deployed them and a replica started hours later on a new node still
-finds them. Each replica writes them to a directory of its node, and loads that copy with
-takeout's own loader: format, signature and every sha256 checked on that node before a byte is
-unpickled, buffers memory-mapped from that node's disk.
+The bundle's files reach every node without a shared filesystem nor a runtime-env upload
+(which warns past 10 MiB per file and refuses large packages). A small bundle (up to
+`INLINE_MAX`) travels inside the application's own arguments, which Serve's controller keeps;
+for a larger one, building the application puts every file into Ray's object store from a
+detached actor that owns them, so they outlive the process that deployed them and a replica
+started hours later on a new node still finds them. Each replica writes them to a directory of
+its node, and loads that copy with takeout's own loader: format, signature and every sha256
+checked on that node before a byte is unpickled.
 
 Ray is imported only when one of these functions runs: `import takeout.ray` costs nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -33,6 +35,7 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
@@ -45,6 +48,9 @@ NAMESPACE = "takeout"
 #: Where replicas keep their node's copy of a bundle (default: the node's temp dir).
 DIR_ENV = "TAKEOUT_RAY_DIR"
 _STORE = "bundle:"
+#: Bundles up to this size travel inside the application's arguments, larger ones through the
+#: object store (see `_inline`).
+INLINE_MAX = 1 << 20
 _EXTRA = "install takeout's `ray` extra: pip install 'takeout[ray]'"
 
 
@@ -77,6 +83,8 @@ def connect(address: Optional[str] = "auto") -> None:
             socket.create_connection((host or "127.0.0.1", int(port)), timeout=3).close()
         except OSError:
             raise DeployError(_no_cluster(address)) from None
+        _check_token(ray, address)
+    refused = _authentication_error(ray)
     try:
         ray.init(
             address=address,
@@ -85,17 +93,22 @@ def connect(address: Optional[str] = "auto") -> None:
             log_to_driver=False,
             configure_logging=False,
         )
+    except refused:
+        raise DeployError(_refused(address or "auto")) from None
     except ConnectionError:
         if address and address != "auto" and "://" not in address:
-            # Something answers at that port: most often a cluster whose token we lack.
+            # Something answers at that port, but not as a Ray cluster this process can join.
             raise DeployError(
-                f"the Ray cluster at `{address}` did not let this process join; with token "
-                "authentication on, set `RAY_AUTH_MODE=token` and the cluster's token "
-                "(`RAY_AUTH_TOKEN`, or the file `ray get-auth-token` reads)"
+                f"the Ray cluster at `{address}` did not let this process join; check that "
+                "the address is the one `ray start --head` printed and that its Ray version "
+                "is this process's"
             ) from None
         raise DeployError(_no_cluster(address or "auto")) from None
     except RuntimeError as err:
         text = str(err)
+        if "InvalidAuthToken" in text or "AuthenticationError" in text:
+            # Ray's retries, given up: refused every time.
+            raise DeployError(_refused(address or "auto")) from None
         if "Version mismatch" not in text:
             raise
         theirs = re.search(r"cluster was started with:.*?Python: (\d+\.\d+)", text, re.S)
@@ -105,6 +118,61 @@ def connect(address: Optional[str] = "auto") -> None:
             f"the Ray cluster at `{address}` runs Python {cluster} but this is Python {mine}; "
             f"deploy from Python {cluster}, or start the cluster with Python {mine}"
         ) from None
+
+
+def _authentication_error(ray: Any) -> type[BaseException]:
+    """Ray's refused-token error (Ray 2.5x and later), or an error nothing raises."""
+    return getattr(ray.exceptions, "AuthenticationError", None) or _NeverRaised
+
+
+class _NeverRaised(Exception):
+    pass
+
+
+def _check_token(ray: Any, address: str) -> None:
+    """Ask the cluster once whether it lets this process in: `ray.init` retries a refused
+    token for over a minute before it says so. With the GCS client Ray's own CLI uses."""
+    try:
+        from ray._raylet import GcsClient  # type: ignore[attr-defined]
+    except ImportError:
+        return
+    try:
+        with _quiet_fd2():
+            GcsClient(address=address)
+    except _authentication_error(ray):
+        raise DeployError(_refused(address)) from None
+    except Exception:
+        pass  # anything else is `ray.init`'s to say, in its own words
+
+
+@contextlib.contextmanager
+def _quiet_fd2() -> Iterator[None]:
+    """Ray's C++ client logs each refusal to file descriptor 2 itself, past Python's
+    `sys.stderr`: the one sentence takeout prints instead says it all."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _refused(address: str) -> str:
+    # For an explicit address Ray sends a token only when `RAY_AUTH_MODE=token`.
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "token":
+        return (
+            f"the Ray cluster at `{address}` refused this process's token (missing, or not "
+            "the cluster's); set `RAY_AUTH_TOKEN` to the token `ray get-auth-token` prints on "
+            "its head node"
+        )
+    return (
+        f"the Ray cluster at `{address}` wants a token and this process sends none; set "
+        "`RAY_AUTH_MODE=token` and `RAY_AUTH_TOKEN` to the token `ray get-auth-token` prints "
+        "on its head node"
+    )
 
 
 def _no_cluster(address: str) -> str:
@@ -155,7 +223,9 @@ def app(
     _check_python(manifest)
     digest = _digest(root)
     name = name or str(manifest["name"])
-    store = _upload(ray, root, manifest, f"{_STORE}{name}:{digest[:16]}")
+    source = _inline(root, manifest) or _upload(
+        ray, root, manifest, f"{_STORE}{name}:{digest[:16]}"
+    )
 
     options = dict(ray_actor_options or {})
     options.setdefault("num_cpus", 1)
@@ -172,7 +242,7 @@ def app(
     key = signing_key.decode() if isinstance(signing_key, bytes) else signing_key
     ingress: Any = serve.deployment(serve.ingress()(Ingress))
     ingress = ingress.options(**deployment_options)
-    return ingress.bind(store, digest, dict(serve_options), key, float(options["num_cpus"]))
+    return ingress.bind(name, source, digest, dict(serve_options), key, float(options["num_cpus"]))
 
 
 def build(args: dict[str, Any]) -> Any:
@@ -226,6 +296,18 @@ class BundleStore:
         return {rel: [ref] for rel, ref in self.refs.items()}
 
 
+def _inline(root: Path, manifest: dict[str, Any]) -> Optional[dict[str, bytes]]:
+    """A small bundle's files themselves, to travel in the application's own arguments (which
+    Serve's controller keeps for every replica it starts): no store actor to start first, so a
+    small model answers sooner. None past `INLINE_MAX`."""
+    from . import _runtime
+
+    paths = [root / rel for rel in [_runtime.MANIFEST, *manifest["files"]]]
+    if sum(path.stat().st_size for path in paths) > INLINE_MAX:
+        return None
+    return {path.relative_to(root).as_posix(): path.read_bytes() for path in paths}
+
+
 def _upload(ray: Any, root: Path, manifest: dict[str, Any], store_name: str) -> str:
     """Put the bundle's files into the object store once per bundle digest."""
     import numpy as np  # a dependency of Ray itself
@@ -267,7 +349,8 @@ class Ingress:
 
     def __init__(
         self,
-        store: str,
+        name: str,
+        source: Union[str, dict[str, bytes]],
         digest: str,
         options: dict[str, Any],
         signing_key: Optional[str],
@@ -276,7 +359,7 @@ class Ingress:
         from . import _threads
 
         _threads.for_replica(num_cpus)
-        self.root = _materialize(store, digest)
+        self.root = _materialize(name, source, digest)
         self.options = options
         self.signing_key = signing_key
 
@@ -294,26 +377,32 @@ def _node_dir() -> Path:
     return Path(base) / node[:16]
 
 
-def _materialize(store_name: str, digest: str) -> Path:
-    """This node's copy of the bundle, written from the object store by the first replica
-    of the node; the loader checks it whoever wrote it."""
-    import ray
+def _app_dir(name: str) -> str:
+    """The folder of an application's copies: its name made safe for a path, and a hash of it
+    so that two names made alike do not share one."""
+    import hashlib
 
+    safe = re.sub(r"[^\w.-]", "_", name).lstrip(".")[:64]
+    return f"{safe}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+def _materialize(name: str, source: Union[str, dict[str, bytes]], digest: str) -> Path:
+    """This node's copy of the bundle of application `name`, written by the first replica of
+    the node from `source` (the files themselves, or the name of the store actor holding
+    them); the loader checks it whoever wrote it."""
     from . import _runtime
 
-    base = _node_dir()
+    # Per application, so that undeploying one removes its copies and no other's.
+    base = _node_dir() / _app_dir(name)
     root = base / digest[:32] / "bundle"
     if (root / _runtime.MANIFEST).is_file():
         return root
-    store = ray.get_actor(store_name, namespace=NAMESPACE)
-    files: Any = ray.get(store.files.remote())
     base.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".incoming-", dir=base))
     try:
-        for rel, (ref,) in files.items():
+        for rel, data in _fetch(source):
             target = tmp / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            data = ray.get(ref)
             with open(target, "wb") as fh:
                 fh.write(memoryview(data).cast("B"))
             del data
@@ -327,6 +416,19 @@ def _materialize(store_name: str, digest: str) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return root
+
+
+def _fetch(source: Union[str, dict[str, bytes]]) -> Iterator[tuple[str, Any]]:
+    """(path, contents) of each file of the bundle, one file in memory at a time."""
+    if isinstance(source, dict):
+        yield from source.items()
+        return
+    import ray
+
+    store = ray.get_actor(source, namespace=NAMESPACE)
+    files: Any = ray.get(store.files.remote())
+    for rel, (ref,) in files.items():
+        yield rel, ray.get(ref)
 
 
 # ── deploy / undeploy ───────────────────────────────────────────────────────────────────────
@@ -379,14 +481,16 @@ def deploy(
     except DeployError:
         if not existed:
             serve.delete(name)
-            _drop_stores(name, keep=None)
+            _release(name, keep=None)
         raise
-    _drop_stores(name, keep=_digest(Path(bundle)))
+    # The replicas of an earlier version are gone: so may be its store and copies.
+    _release(name, keep=_digest(Path(bundle)))
     return {"name": name, "url": _url(prefix), "route_prefix": prefix, "replicas": replicas}
 
 
 def undeploy(name: str, address: Optional[str] = "auto") -> None:
-    """Remove the application `name` (in-flight calls finish first) and its bundle store."""
+    """Remove the application `name` (in-flight calls finish first), its bundle store and
+    every node's copy of its bundle."""
     connect(address)
     from ray import serve
 
@@ -394,8 +498,8 @@ def undeploy(name: str, address: Optional[str] = "auto") -> None:
     if name not in apps:
         known = ", ".join(f"`{a}`" for a in sorted(apps)) or "none"
         raise UsageError(f"no application `{name}` on this Ray cluster (deployed: {known})")
-    serve.delete(name)
-    _drop_stores(name, keep=None)
+    serve.delete(name)  # returns once the replicas are gone
+    _release(name, keep=None)
 
 
 def _applications() -> dict[str, Any]:
@@ -449,6 +553,51 @@ def _failure(name: str, status: Any) -> str:
                 return f"a replica of `{name}` failed to start: {match.group(2)}"
     first = next((t for t in texts if t), "no message")
     return f"a replica of `{name}` failed to start: {first.splitlines()[0]}"
+
+
+def _release(name: str, keep: Optional[str]) -> None:
+    """Drop what the application `name` holds for bundles other than the one of digest `keep`
+    (all of it when `keep` is None): its stores and its copies on every node."""
+    _drop_stores(name, keep)
+    _drop_copies(name, keep)
+
+
+def _drop_copies(name: str, keep: Optional[str]) -> None:
+    """Remove the copies of `name`'s bundles from every live node, by a task placed on each:
+    a node's copies are on its own disk, which this process may not see."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    import ray
+
+    remove = ray.remote(num_cpus=0, max_retries=1)(_remove_copies)
+    nodes = [node["NodeID"] for node in ray.nodes() if node["Alive"]]
+    pending = [
+        remove.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote(
+            name, keep
+        )
+        for node in nodes
+    ]
+    try:
+        ray.get(pending, timeout=120)
+    except ray.exceptions.GetTimeoutError:
+        raise DeployError(
+            f"the copies of `{name}`'s bundle were not removed from every node within 120 s; "
+            f"remove `{_app_dir(name)}` under `${DIR_ENV}` on each node by hand"
+        ) from None
+
+
+def _remove_copies(name: str, keep: Optional[str]) -> None:
+    """On one node: remove its copies of `name`'s bundles but the one of digest `keep`, and
+    the node's folder once empty."""
+    folder = _node_dir() / _app_dir(name)
+    if folder.is_dir():
+        for child in folder.iterdir():
+            if keep is None or child.name != keep[:32]:
+                shutil.rmtree(child)
+        if keep is None:
+            folder.rmdir()
+    with contextlib.suppress(OSError):  # not empty: another application's copies are there
+        folder.parent.rmdir()
 
 
 def _drop_stores(name: str, keep: Optional[str]) -> None:

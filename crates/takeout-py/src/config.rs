@@ -32,6 +32,10 @@ pub(crate) struct ServeConfig {
     access_log: bool,
     pub(crate) debug: bool,
     allow_host: String,
+    max_connections: usize,
+    /// `None`: 128 MiB, or `max_body` if larger.
+    body_budget: Option<usize>,
+    stuck_restart: f64,
 }
 
 impl ServeConfig {
@@ -44,6 +48,9 @@ impl ServeConfig {
             max_concurrency: self.max_concurrency.max(1),
             debug: self.debug,
             workers: self.workers.max(1),
+            // 0: never.
+            stuck_restart: Some(seconds("stuck_restart", self.stuck_restart)?)
+                .filter(|d| !d.is_zero()),
             ..Options::default()
         })
     }
@@ -72,6 +79,10 @@ impl ServeConfig {
             io_threads: self.io_threads.max(1),
             body_timeout: seconds("body_timeout", self.body_timeout)?,
             grace: seconds("grace", self.grace)?,
+            max_connections: self.max_connections.max(1),
+            body_budget: self
+                .body_budget
+                .unwrap_or_else(|| http::Config::default().body_budget.max(self.max_body)),
             ..http::Config::default()
         })
     }

@@ -61,6 +61,7 @@ impl PyApp {
             config.debug,
             batch,
         ));
+        let service = service.with_call_threads(invoker.clone());
         let batcher = service.batcher(invoker.clone()).map(Arc::new);
         let front: Arc<dyn Invoke> = match &batcher {
             Some(b) => b.clone(),
@@ -148,6 +149,24 @@ impl PyApp {
     /// scrape of any worker shows them all. False when `workers` was 1 or `slot` is past it.
     fn set_worker(&self, slot: usize) -> bool {
         self.inner.service.metrics().set_worker(slot)
+    }
+
+    /// `(slot, pid)` of each forked worker whose every call thread has been stuck past
+    /// `--stuck-restart`, as the workers last wrote it in the shared metrics.
+    fn wedged_workers(&self) -> Vec<(usize, u32)> {
+        self.inner.service.metrics().wedged_workers()
+    }
+
+    /// Every call thread has been stuck past `--stuck-restart`: those calls will not return.
+    #[getter]
+    fn wedged(&self) -> bool {
+        self.inner.service.health().stuck_too_long
+    }
+
+    /// Calls running or queued in this process's threads (stuck ones, once stopped).
+    #[getter]
+    fn calls_running(&self) -> usize {
+        self.inner.invoker.busy()
     }
 
     /// `/readyz` answers 503 from now on (ASGI lifespan shutdown).

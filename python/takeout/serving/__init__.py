@@ -41,11 +41,12 @@ def serve(
 
     Blocks until SIGTERM/SIGINT unless `background=True`, which returns a `Handle` with
     `.url` and `.stop()`. `options` are the fields of `ServeConfig` (`token`, `max_body`,
-    `timeout`, `max_concurrency`, `threads`, `io_threads`, `grace`, `body_timeout`,
-    `allow_host`, `log_format`, `access_log`, `debug`, `signing_key`, `blas_threads`), or pass
-    a whole `config=`. `port` defaults to `$PORT`, else 8000. `token` (default `$TAKEOUT_TOKEN`)
-    requires `Authorization: Bearer`. Routes and errors are those of ARCHITECTURE.md's HTTP
-    contract. `manifest`, with a function: its manifest dict, as in `serve_function`.
+    `timeout`, `max_concurrency`, `max_connections`, `body_budget`, `threads`, `io_threads`,
+    `grace`, `stuck_restart`, `body_timeout`, `allow_host`, `log_format`, `access_log`,
+    `debug`, `signing_key`, `blas_threads`), or pass a whole `config=`. `port` defaults to
+    `$PORT`, else 8000. `token` (default `$TAKEOUT_TOKEN`) requires `Authorization: Bearer`.
+    Routes and errors are those of ARCHITECTURE.md's HTTP contract. `manifest`, with a
+    function: its manifest dict, as in `serve_function`.
     """
     if port is not None:
         options["port"] = port

@@ -57,6 +57,11 @@ def _size(value: Any, label: str) -> int:
     )
 
 
+def _size_or_none(value: Any, label: str) -> Optional[int]:
+    # None: a default worked out from `max_body` (it must hold at least one such body).
+    return None if value is None else _size(value, label)
+
+
 def _whole(value: Any, label: str, low: int, high: Optional[int], rule: str) -> int:
     number: Optional[int] = None
     if isinstance(value, int) and not isinstance(value, bool):
@@ -213,12 +218,34 @@ class ServeConfig:
         "calls queued or running per worker; past it, 503 with Retry-After",
         metavar="N",
     )
+    max_connections: int = _option(
+        4096,
+        _count,
+        "open connections per worker; past it the longest-idle keep-alive one is closed, and "
+        "with none idle a new one gets 503 with Retry-After (lowered to fit the open-file limit)",
+        metavar="N",
+    )
+    body_budget: Optional[int] = _option(
+        None,
+        _size_or_none,
+        "bytes of request bodies being received at once per worker, over all connections; "
+        "past it, 503 with Retry-After",
+        metavar="SIZE",
+        shown="128MiB, or --max-body if larger",
+    )
     threads: int = _option(8, _count, "threads running the function per worker", metavar="N")
     io_threads: int = _option(1, _count, "threads doing HTTP and JSON per worker", metavar="N")
     grace: float = _option(
         30.0,
         _seconds_or_zero,
         "on SIGTERM, how long in-flight calls may still run",
+        metavar="SECONDS",
+    )
+    stuck_restart: float = _option(
+        30.0,
+        _seconds_or_zero,
+        "once every call thread has been in a call past --timeout this much longer, /healthz "
+        "answers 503 and the supervisor replaces the worker; 0 never",
         metavar="SECONDS",
     )
     body_timeout: float = _option(
@@ -253,6 +280,12 @@ class ServeConfig:
         for option in OPTIONS:
             value = option.convert(getattr(self, option.name), option.name)
             object.__setattr__(self, option.name, value)
+        if self.body_budget is not None and self.body_budget < self.max_body:
+            raise UsageError(
+                f"body_budget `{self.body_budget}` (`--body-budget`) is smaller than max_body "
+                f"`{self.max_body}`, so a body of the largest size could never be received; "
+                "raise the budget or lower `--max-body`"
+            )
 
     @classmethod
     def create(cls, **given: Any) -> ServeConfig:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from typing import Any, Callable, Optional
 
 from .._names import bundle_name
@@ -16,7 +17,7 @@ from .log import Log
 from .signals import on_signals
 from .supervisor import Supervisor
 
-__all__ = ["describe", "exit_dropped", "limit_blas_threads", "run"]
+__all__ = ["describe", "exit_if_calls_left", "limit_blas_threads", "run"]
 
 
 def limit_blas_threads(config: ServeConfig) -> None:
@@ -71,10 +72,10 @@ def run(
     if config.workers == 1:
         # Handlers first: a SIGTERM that lands while the server starts still drains it.
         started: list[Any] = []
-        stopping: list[bool] = []
+        stopping: list[float] = []
 
         def shutdown() -> None:
-            stopping.append(True)
+            stopping.append(time.monotonic())
             for server in started:
                 server.shutdown()
 
@@ -86,8 +87,7 @@ def run(
             log.info("serving", name=app.name, url=server.url, workers=1, pid=os.getpid())
             _log_blas(log)
             server.wait()
-        if server.dropped_calls:
-            exit_dropped(log, app.name, server.dropped_calls, config.grace)
+        exit_if_calls_left(log, app, server, config, stopping[0] if stopping else None)
         log.info("stopped", name=app.name)
         return None
     supervisor = Supervisor(app, config, log)
@@ -96,16 +96,37 @@ def run(
     return None
 
 
-def exit_dropped(log: Log, name: str, dropped: int, grace: float) -> None:
-    """Exit 1 after a grace period that cut calls off: an orchestrator must see that answers
-    were lost. `_exit`, because those calls still run on threads that the interpreter's
-    shutdown would abort under."""
-    log.error(
-        "the grace period ended with calls still running; they were dropped",
-        name=name,
-        calls_dropped=dropped,
-        grace_s=grace,
-    )
+def exit_if_calls_left(
+    log: Log, app: Any, server: Any, config: ServeConfig, since: Optional[float]
+) -> None:
+    """Exit 1 when the server stopped with calls still running: those the grace period cut
+    off (their clients got no answer) and those stuck past `--timeout` (their clients got a
+    504) — an orchestrator must see that. `_exit`, because a call that returns while the
+    interpreter shuts down takes a GIL that is being torn down, and the process aborts.
+
+    A call that outlived its request may still return within the grace period, counted from
+    `since` (the signal); a wedged pool's calls will not, and are not waited for."""
+    deadline = (time.monotonic() if since is None else since) + config.grace
+    while app.calls_running and not app.wedged and time.monotonic() < deadline:
+        time.sleep(0.01)
+    dropped = server.dropped_calls
+    left = app.calls_running
+    if not dropped and not left:
+        return
+    if dropped:
+        log.error(
+            "the grace period ended with calls still running; they were dropped",
+            name=app.name,
+            calls_dropped=dropped,
+            grace_s=config.grace,
+        )
+    if left > dropped:
+        log.error(
+            "calls that ran past --timeout were still running; they were abandoned",
+            name=app.name,
+            calls_stuck=left - dropped,
+            timeout_s=config.timeout,
+        )
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(1)
@@ -113,9 +134,15 @@ def exit_dropped(log: Log, name: str, dropped: int, grace: float) -> None:
 
 def describe(fn: Callable[..., Any]) -> tuple[Callable[..., Any], dict[str, Any]]:
     """A manifest for a live function, as `takeout.pack` would write it, without packing."""
-    from .. import _runtime, schema
+    from .. import _runtime, batching, schema
 
     name = bundle_name(fn)
-    function = {"qualname": getattr(fn, "__qualname__", name), **schema.describe(fn)}
-    manifest = {"name": name, "function": function}
+    batch = batching.batch_of(fn, None)  # `@takeout.batched` serves batched here too
+    described = schema.describe(fn, batch=batch is not None)
+    manifest: dict[str, Any] = {
+        "name": name,
+        "function": {"qualname": getattr(fn, "__qualname__", name), **described},
+    }
+    if batch is not None:
+        manifest["batch"] = batch.to_manifest(batching.item_parameter(fn).name)
     return (_runtime.converter(fn) or fn), manifest

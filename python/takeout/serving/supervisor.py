@@ -21,8 +21,9 @@ __all__ = ["Supervisor"]
 class Supervisor:
     """Forks `config.workers` processes after the function is loaded; each binds the port with
     SO_REUSEPORT and serves. A dead worker is replaced (at once the first time, then with
-    backoff while it keeps dying young); SIGTERM/SIGINT are forwarded and the supervisor
-    exits 0 once every worker has drained."""
+    backoff while it keeps dying young), and so is a wedged one: every call thread stuck past
+    `--timeout` for `--stuck-restart` more, as it writes in the shared metrics. SIGTERM/SIGINT
+    are forwarded and the supervisor exits 0 once every worker has drained."""
 
     def __init__(self, app: Any, config: ServeConfig, log: Log) -> None:
         self.app = app
@@ -37,6 +38,9 @@ class Supervisor:
         self.deadline = 0.0
         # Workers that exited other than cleanly once asked to stop (dropped calls, killed).
         self.unclean = 0
+        # Wedged workers told to stop: pid → when to kill it if it has not.
+        self.wedged: dict[int, float] = {}
+        self.next_check = 0.0
         # Bound but never listening: it holds the port (and resolves port 0) without taking
         # any connection, which only listening sockets of the group receive.
         self.reserve = _reserve(config.host, config.port)
@@ -105,6 +109,9 @@ class Supervisor:
                 if self.stopping and now > self.deadline:
                     for child in self.children:
                         _kill(child, signal.SIGKILL)
+                if not self.stopping and now >= self.next_check:
+                    self.next_check = now + 0.5
+                    self._replace_wedged(now)
                 for slot, when in list(self.due.items()):
                     if now >= when and not self.stopping:
                         del self.due[slot]
@@ -113,6 +120,7 @@ class Supervisor:
                 continue
             dead = self.children.pop(pid, -1)
             lived = now - self.born.pop(pid, now)
+            self.wedged.pop(pid, None)
             if dead >= 0 and self.stopping and status != 0:
                 self.unclean += 1
             if dead < 0 or self.stopping:
@@ -130,6 +138,27 @@ class Supervisor:
             )
             self.due[slot] = now + delay
 
+    def _replace_wedged(self, now: float) -> None:
+        """Stop each worker whose every call thread is stuck (its calls could only time out;
+        `/healthz` says so to an orchestrator too), killing it if it has not gone within the
+        grace period; it is replaced when it exits, as a dead one is."""
+        for slot, pid in self.app.wedged_workers():
+            if self.children.get(pid) != slot:
+                continue  # a slot's previous worker, or one not yet counting
+            if pid not in self.wedged:
+                self.log.warning(
+                    "every call thread of a worker is stuck; replacing it",
+                    pid=pid,
+                    worker=slot,
+                    timeout_s=self.config.timeout,
+                    stuck_restart_s=self.config.stuck_restart,
+                )
+                self.wedged[pid] = now + self.grace + 5.0
+                _kill(pid, signal.SIGTERM)
+        for pid, kill_at in self.wedged.items():
+            if now > kill_at:
+                _kill(pid, signal.SIGKILL)
+
 
 def _worker(app: Any, slot: int, config: ServeConfig, parent: int) -> None:
     """The body of a forked worker; never returns."""
@@ -142,13 +171,19 @@ def _worker(app: Any, slot: int, config: ServeConfig, parent: int) -> None:
         from .. import _core
 
         server = _core.Server(app, config, reuse_port=True)
-        with on_signals(server.shutdown):
+        stopping: list[float] = []
+
+        def shutdown() -> None:
+            stopping.append(time.monotonic())
+            server.shutdown()
+
+        with on_signals(shutdown):
             signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
             server.wait()
-        if server.dropped_calls:
-            from .process import exit_dropped
+        from .process import exit_if_calls_left
 
-            exit_dropped(Log(config.log_format), app.name, server.dropped_calls, config.grace)
+        since = stopping[0] if stopping else None
+        exit_if_calls_left(Log(config.log_format), app, server, config, since)
         code = 0
     except BaseException as err:
         print(f"takeout: worker {os.getpid()} failed: {err}", file=sys.stderr)

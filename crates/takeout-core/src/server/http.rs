@@ -1,9 +1,11 @@
 //! The hyper transport: HTTP/1.1 with keep-alive on a tokio runtime of its own thread, so the
 //! Python side never runs an event loop for it. Slow clients are cut off (head and body
-//! deadlines), and shutdown drains: stop accepting, let in-flight requests finish within
-//! `grace`, then return.
+//! deadlines), connections and the bytes of bodies being received are capped server-wide
+//! ([`limits`](super::limits)), and shutdown drains: stop accepting, let in-flight requests
+//! finish within `grace`, then return.
 
 use std::convert::Infallible;
+use std::fmt::Write as _;
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,7 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{
     HeaderValue, ACCEPT, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST,
@@ -23,10 +25,12 @@ use hyper::{Request, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 
 use super::host::Hosts;
+use super::limits::{self, BodyBudget, Connections, Reservation};
 use super::{ApiError, CallError, Head, Invoke, Outcome, Response, Service, Start, Step};
 
 #[derive(Debug, Clone)]
@@ -44,6 +48,11 @@ pub struct Config {
     pub spin: bool,
     /// The `Host` values answered (`None`: any); see [`Hosts::for_bind`].
     pub hosts: Option<Hosts>,
+    /// Connections open at once; at the cap the longest-idle keep-alive one is closed for a
+    /// new one, and with none idle the new one gets a 503. Lowered to fit the file limit.
+    pub max_connections: usize,
+    /// Bytes of request bodies being received at once, over every connection; past it, 503.
+    pub body_budget: usize,
 }
 
 impl Default for Config {
@@ -55,6 +64,8 @@ impl Default for Config {
             grace: Duration::from_secs(30),
             spin: true,
             hosts: None,
+            max_connections: 4096,
+            body_budget: 128 << 20,
         }
     }
 }
@@ -89,6 +100,10 @@ struct State {
     service: Arc<Service>,
     invoker: Arc<dyn Invoke>,
     config: Config,
+    conns: Arc<Connections>,
+    budget: Arc<BodyBudget>,
+    /// Refused connections still being answered (each holds a descriptor for a moment).
+    refusing: AtomicUsize,
 }
 
 /// A running server. Dropping it does not stop it; call [`ServerHandle::shutdown`].
@@ -170,6 +185,21 @@ pub fn spawn(
     config: Config,
 ) -> io::Result<ServerHandle> {
     let addr = listener.local_addr()?;
+    let log = service.log().clone();
+    let fd_limit = limits::raise_fd_limit();
+    let fits = fd_limit.map_or(usize::MAX, |n| {
+        usize::try_from(n.saturating_sub(limits::RESERVED_FDS).max(1)).unwrap_or(usize::MAX)
+    });
+    let max_connections = config.max_connections.min(fits);
+    if max_connections < config.max_connections {
+        log.warn(
+            "--max-connections lowered to fit the open-file limit",
+            &[
+                ("max_connections", max_connections.into()),
+                ("open_file_limit", fd_limit.unwrap_or_default().into()),
+            ],
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.io_threads.max(1))
         .thread_name("takeout-http")
@@ -180,12 +210,14 @@ pub fn spawn(
     let state = Arc::new(State {
         service,
         invoker,
+        conns: Connections::new(max_connections),
+        budget: BodyBudget::new(config.body_budget),
+        refusing: AtomicUsize::new(0),
         config,
     });
     let finished = done.clone();
     let dropped = Arc::new(AtomicUsize::new(0));
     let dropped_in = dropped.clone();
-    let log = state.service.log().clone();
     log.start();
     let thread = thread::Builder::new()
         .name("takeout-server".into())
@@ -217,6 +249,9 @@ pub fn spawn(
     })
 }
 
+/// How long accepting waits for a connection shed to make room to close.
+const SETTLE: Duration = Duration::from_millis(100);
+
 async fn serve(
     listener: TcpListener,
     state: Arc<State>,
@@ -229,27 +264,72 @@ async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(state.config.header_timeout)
         .keep_alive(true);
+    // The call threads and connections are looked at every second, not only when a probe
+    // or a scrape asks: the supervisor reads what a stuck worker wrote in the shared metrics.
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut accept_errors = Repeats::default();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
+                    let Some((registered, shed)) = state.conns.open() else {
+                        refuse(&state, stream);
+                        continue;
+                    };
+                    let metrics = state.service.metrics();
+                    if shed {
+                        metrics.connection_shed();
+                        state.conns.settle(SETTLE).await;
+                    }
+                    metrics.set_connections(state.conns.len());
                     // Responses are one write; Nagle would hold each back for the client's ACK.
                     let _ = stream.set_nodelay(true);
-                    let state = state.clone();
-                    let svc = service_fn(move |req| handle(state.clone(), req));
+                    let state_in = state.clone();
+                    let conn = registered.conn.clone();
+                    let svc = service_fn(move |req| {
+                        let busy = conn.enter(&state_in.conns);
+                        let state = state_in.clone();
+                        async move {
+                            let response = handle(state, req).await;
+                            drop(busy);
+                            response
+                        }
+                    });
                     let conn = builder.serve_connection(TokioIo::new(stream), svc);
                     let conn = graceful.watch(conn);
                     tokio::spawn(async move {
-                        // A connection error (reset, bad request line) ends that connection only.
-                        let _ = conn.await;
+                        // A connection error (reset, bad request line) ends that connection only;
+                        // shed (idle, to make room), it is dropped, which closes it.
+                        tokio::select! {
+                            _ = conn => {}
+                            () = registered.conn.shed.notified() => {}
+                        }
+                        drop(registered);
                     });
                 }
                 Err(err) => {
-                    // Out of file descriptors or the like: never fatal, but do not spin.
-                    state.service.log().warn("accept failed", &[("error", err.to_string().into())]);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Out of file descriptors: an idle connection gives one back. Never fatal,
+                    // but neither a spin nor a line per attempt.
+                    let out_of_files = matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
+                    if let Some(repeats) = accept_errors.note() {
+                        state.service.log().warn(
+                            "accept failed",
+                            &[("error", err.to_string().into()), ("repeats", repeats.into())],
+                        );
+                    }
+                    if out_of_files && state.conns.shed_idle() {
+                        state.service.metrics().connection_shed();
+                        state.conns.settle(SETTLE).await;
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
                 }
             },
+            _ = tick.tick() => {
+                state.service.health();
+                state.service.metrics().set_connections(state.conns.len());
+            }
             _ = stop.changed() => break,
         }
     }
@@ -322,14 +402,25 @@ async fn handle(
         Start::NeedBody(route) => route,
     };
     let opts = service.options();
-    let bytes = match read_body(body, opts.max_body, state.config.body_timeout).await {
-        Ok(bytes) => bytes,
-        Err(err) => {
+    let limit = opts.max_body;
+    let read = read_body(body, limit, head.content_length, &state.budget);
+    let (bytes, reservation) = match tokio::time::timeout(state.config.body_timeout, read).await {
+        Ok(Ok(read)) => read,
+        Ok(Err(err)) => {
+            let r = service.reject(route, err, started);
+            return Ok(finish(&state, &head, r, started));
+        }
+        Err(_) => {
+            let err = ApiError::body_timeout(state.config.body_timeout.as_secs_f64());
             let r = service.reject(route, err, started);
             return Ok(finish(&state, &head, r, started));
         }
     };
-    let response = match service.begin(route, &bytes, started) {
+    let step = service.begin(route, &bytes, started);
+    // The body is parsed: its bytes go back to the budget while the call runs.
+    drop(bytes);
+    drop(reservation);
+    let response = match step {
         Step::Respond(r) => r,
         Step::Call(ticket, calls) => {
             let (tx, mut rx) = oneshot::channel();
@@ -377,19 +468,115 @@ async fn spin(service: &Service, rx: &mut oneshot::Receiver<Outcome>) -> Option<
     }
 }
 
-async fn read_body(body: Incoming, limit: usize, deadline: Duration) -> Result<Bytes, ApiError> {
-    match tokio::time::timeout(deadline, Limited::new(body, limit).collect()).await {
-        Err(_) => Err(ApiError::body_timeout(deadline.as_secs_f64())),
-        Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(ApiError::too_large(limit))
+/// The body, at most `limit` bytes, counted against the server's budget from its head on: a
+/// declared length is reserved before a byte is read, so clients that all announce large
+/// bodies and stall get a 503 instead of the server's memory.
+async fn read_body(
+    mut body: Incoming,
+    limit: usize,
+    declared: Option<u64>,
+    budget: &Arc<BodyBudget>,
+) -> Result<(Bytes, Reservation), ApiError> {
+    let declared = declared.map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX).min(limit));
+    let over_budget = || ApiError::bodies_over_budget(budget.limit());
+    let mut reservation = budget.reserve(declared).ok_or_else(over_budget)?;
+    // Most bodies arrive as one chunk, kept as it is; more are copied into one buffer.
+    let mut first: Option<Bytes> = None;
+    let mut joined: Vec<u8> = Vec::new();
+    let mut len = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|err| {
+            ApiError::new(
+                400,
+                "bad_body",
+                format!("the request body could not be read: {err}"),
+            )
+            .closing()
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        len += data.len();
+        if len > limit {
+            return Err(ApiError::too_large(limit));
         }
-        Ok(Err(err)) => Err(ApiError::new(
-            400,
-            "bad_body",
-            format!("the request body could not be read: {err}"),
-        )
-        .closing()),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        if !reservation.cover(len) {
+            return Err(over_budget());
+        }
+        if first.is_none() && joined.is_empty() {
+            first = Some(data);
+            continue;
+        }
+        if let Some(first) = first.take() {
+            joined.reserve_exact(declared.max(len));
+            joined.extend_from_slice(&first);
+        }
+        joined.extend_from_slice(&data);
+    }
+    let bytes = first.unwrap_or_else(|| Bytes::from(joined));
+    Ok((bytes, reservation))
+}
+
+/// Answer a connection the cap has no room for with a 503 and close it. Written by hand, not
+/// by hyper, which would first wait for the request head and hold the descriptor meanwhile;
+/// the client's request is read and dropped for at most a second, so that closing does not
+/// reset the connection before the client has read the answer.
+fn refuse(state: &Arc<State>, mut stream: TcpStream) {
+    const AT_ONCE: usize = 64;
+    let started = Instant::now();
+    let cap = state.conns.cap();
+    let r = state
+        .service
+        .refuse(ApiError::too_many_connections(cap), started);
+    let mut bytes = format!(
+        "HTTP/1.1 {} Service Unavailable\r\ncontent-type: {}\r\ncontent-length: {}\r\n",
+        r.status,
+        r.content_type,
+        r.body.len()
+    );
+    for (name, value) in &r.headers {
+        let _ = write!(bytes, "{name}: {value}\r\n");
+    }
+    bytes.push_str("connection: close\r\n\r\n");
+    let mut bytes = bytes.into_bytes();
+    bytes.extend_from_slice(&r.body);
+    if state.refusing.fetch_add(1, Ordering::AcqRel) >= AT_ONCE {
+        // A flood: no lingering, the descriptors matter more than the answer.
+        let _ = stream.try_write(&bytes);
+        state.refusing.fetch_sub(1, Ordering::AcqRel);
+        return;
+    }
+    let state = state.clone();
+    tokio::spawn(async move {
+        let answer = async {
+            stream.write_all(&bytes).await?;
+            stream.shutdown().await?;
+            let mut sink = [0u8; 4096];
+            while stream.read(&mut sink).await? > 0 {}
+            Ok::<(), io::Error>(())
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), answer).await;
+        state.refusing.fetch_sub(1, Ordering::AcqRel);
+    });
+}
+
+/// A failure that repeats is logged once, then once per minute with how often it recurred.
+#[derive(Default)]
+struct Repeats {
+    last: Option<Instant>,
+    since: u64,
+}
+
+impl Repeats {
+    /// `Some(repeats since the last line)` when a line is due.
+    fn note(&mut self) -> Option<u64> {
+        const EVERY: Duration = Duration::from_mins(1);
+        if self.last.is_some_and(|last| last.elapsed() < EVERY) {
+            self.since += 1;
+            return None;
+        }
+        self.last = Some(Instant::now());
+        Some(std::mem::take(&mut self.since))
     }
 }
 

@@ -20,7 +20,7 @@ use std::time::Duration;
 use super::shm::Shared;
 
 /// Route labels; `Other` gathers every unknown path so clients cannot grow the label set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::VariantArray, strum::EnumCount)]
 pub enum RouteLabel {
     Call,
     Predict,
@@ -40,36 +40,15 @@ pub enum RouteLabel {
     Other,
 }
 
-const ROUTES: usize = 16;
+const ROUTES: usize = <RouteLabel as strum::EnumCount>::COUNT;
 
 impl RouteLabel {
     fn index(self) -> usize {
         self as usize
     }
 
-    fn all() -> [Self; ROUTES] {
-        use RouteLabel::{
-            Call, Healthz, Index, Metrics, Model, ModelList, OpenApi, Other, Predict, Readyz,
-            V2Infer, V2Live, V2Model, V2ModelReady, V2Ready, V2Server,
-        };
-        [
-            Call,
-            Predict,
-            Model,
-            Healthz,
-            Readyz,
-            Metrics,
-            OpenApi,
-            Index,
-            ModelList,
-            V2Server,
-            V2Live,
-            V2Ready,
-            V2Model,
-            V2ModelReady,
-            V2Infer,
-            Other,
-        ]
+    fn all() -> impl Iterator<Item = Self> {
+        <Self as strum::VariantArray>::VARIANTS.iter().copied()
     }
 }
 
@@ -142,6 +121,15 @@ pub(crate) struct Block {
     calls: AtomicU64,
     errors: [ErrorSlot; ERROR_SLOTS],
     log_dropped: AtomicU64,
+    /// The worker's call threads, those in a call past `--timeout`, and 1 once every one of
+    /// them has been so for longer than `--stuck-restart` (the supervisor replaces it).
+    threads: AtomicU64,
+    stuck: AtomicU64,
+    wedged: AtomicU32,
+    /// The process counting into this block, so the supervisor replaces the right one.
+    pid: AtomicU32,
+    connections: AtomicU64,
+    connections_shed: AtomicU64,
     /// Batch functions only: requests per call, and how long each waited in the batcher's
     /// queue (the sum is in nanoseconds for both; sizes are counted as whole nanoseconds).
     batch_size: Histogram,
@@ -221,7 +209,8 @@ impl Metrics {
     /// `workers` > 1 puts the counters in memory that forked workers share.
     pub(crate) fn new(predict_path: &str, model_path: &str, workers: usize) -> Self {
         let name = model_path.rsplit('/').next().unwrap_or_default();
-        let route_paths = RouteLabel::all().map(|r| {
+        let route_paths: [String; ROUTES] = std::array::from_fn(|i| {
+            let r = <RouteLabel as strum::VariantArray>::VARIANTS[i];
             match r {
                 RouteLabel::V2Model => return format!("/v2/models/{name}"),
                 RouteLabel::V2ModelReady => return format!("/v2/models/{name}/ready"),
@@ -265,8 +254,42 @@ impl Metrics {
             return false;
         }
         self.slot.store(slot, Relaxed);
-        blocks[slot].in_flight.store(0, Relaxed);
+        let block = &blocks[slot];
+        block.in_flight.store(0, Relaxed);
+        block.stuck.store(0, Relaxed);
+        block.wedged.store(0, Relaxed);
+        block.connections.store(0, Relaxed);
+        block.pid.store(std::process::id(), Release);
         true
+    }
+
+    /// The call threads as last looked at: how many, how many stuck, and whether every one
+    /// has been stuck past the bound.
+    pub(crate) fn set_call_threads(&self, threads: usize, stuck: usize, wedged: bool) {
+        let block = self.block();
+        block.threads.store(threads as u64, Relaxed);
+        block.stuck.store(stuck as u64, Relaxed);
+        block.wedged.store(u32::from(wedged), Release);
+    }
+
+    /// Worker slots (and their process ids) whose every call thread is stuck past the bound.
+    pub fn wedged_workers(&self) -> Vec<(usize, u32)> {
+        self.store
+            .blocks()
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.wedged.load(Acquire) == 1)
+            .map(|(slot, b)| (slot, b.pid.load(Acquire)))
+            .collect()
+    }
+
+    pub(crate) fn set_connections(&self, open: usize) {
+        self.block().connections.store(open as u64, Relaxed);
+    }
+
+    /// An idle keep-alive connection was closed to make room for a new one.
+    pub(crate) fn connection_shed(&self) {
+        self.block().connections_shed.fetch_add(1, Relaxed);
     }
 
     fn block(&self) -> &Block {
@@ -489,6 +512,38 @@ impl Metrics {
                 block.log_dropped.load(Relaxed)
             );
         }
+        let gauges: [Series; 4] = [
+            (
+                "takeout_call_threads",
+                "gauge",
+                "Threads running the function.",
+                |b| b.threads.load(Relaxed),
+            ),
+            (
+                "takeout_calls_stuck",
+                "gauge",
+                "Calls running past --timeout that have not returned (their clients got a 504).",
+                |b| b.stuck.load(Relaxed),
+            ),
+            (
+                "takeout_connections_open",
+                "gauge",
+                "Client connections open now.",
+                |b| b.connections.load(Relaxed),
+            ),
+            (
+                "takeout_connections_shed_total",
+                "counter",
+                "Idle keep-alive connections closed to make room under --max-connections.",
+                |b| b.connections_shed.load(Relaxed),
+            ),
+        ];
+        for (name, kind, help, value) in gauges {
+            family(&mut out, name, kind, help);
+            for (worker, block) in &labelled {
+                let _ = writeln!(out, "{name}{} {}", alone(worker), value(block));
+            }
+        }
         family(
             &mut out,
             "takeout_function_errors_total",
@@ -540,6 +595,9 @@ impl Metrics {
         out
     }
 }
+
+/// One value per worker: its name, type, help and how to read it from a block.
+type Series = (&'static str, &'static str, &'static str, fn(&Block) -> u64);
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");

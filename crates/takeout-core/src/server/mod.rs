@@ -9,7 +9,9 @@ pub mod host;
 pub mod http;
 pub mod json;
 mod kserve_v2;
+mod limits;
 pub mod log;
+mod malloc;
 mod metrics;
 mod negotiate;
 mod openapi;
@@ -29,7 +31,7 @@ pub use metrics::{InFlight, Metrics, RouteLabel};
 pub use negotiate::Accept;
 pub use params::{BatchSpec, ManifestError, Params};
 pub use response::{ApiError, Response};
-pub use service::{CallError, Head, Options, Outcome, Route, Service, Start, Step, Ticket};
+pub use service::{CallError, Head, Health, Options, Outcome, Route, Service, Start, Step, Ticket};
 
 /// Where an outcome goes once the calls are done.
 pub trait Reply: Send + 'static {
@@ -57,4 +59,13 @@ impl Reply for tokio::sync::oneshot::Sender<Outcome> {
 /// any thread: a Python worker pool, an event loop, or a test double.
 pub trait Invoke: Send + Sync + 'static {
     fn invoke(&self, calls: Vec<Args>, reply: Box<dyn Reply>);
+}
+
+/// The threads that run calls, as the probes and metrics see them: a function that never
+/// returns keeps its thread, and once every thread is kept so the server cannot answer.
+pub trait CallThreads: Send + Sync + 'static {
+    fn threads(&self) -> usize;
+
+    /// Calls that have been running for longer than `age` and have not returned.
+    fn running_longer_than(&self, age: std::time::Duration) -> usize;
 }

@@ -19,7 +19,8 @@ const ERROR_CODES: [(&str, &str); 8] = [
     ("500", "The function raised, or its result has no JSON form"),
     (
         "503",
-        "More calls in flight than `--max-concurrency`; see `Retry-After`",
+        "More calls in flight than `--max-concurrency`, request bodies past `--body-budget`, or \
+         connections past `--max-connections`; see `Retry-After`",
     ),
     ("504", "The function did not return within `--timeout`"),
 ];
@@ -139,14 +140,18 @@ pub(crate) fn document(sig: &Params, predict_path: &str, model_path: &str, token
         ),
     );
     let status = json!({"type": "object", "properties": {"status": {"type": "string"}}});
-    paths.insert(
-        "/healthz".into(),
-        get_json("healthz", "Liveness", status.clone()),
-    );
-    paths.insert(
-        "/readyz".into(),
-        get_json("readyz", "Readiness: 503 while shutting down", status),
-    );
+    let mut healthz = get_json("healthz", "Liveness", status.clone());
+    healthz["get"]["responses"]["503"] = json!({
+        "description": "Every call thread stuck past `--timeout` for `--stuck-restart` more \
+                        (`calls_stuck`): restart the worker",
+        "content": {"application/json": {"schema": error_ref.clone()}}});
+    paths.insert("/healthz".into(), healthz);
+    let mut readyz = get_json("readyz", "Readiness", status);
+    readyz["get"]["responses"]["503"] = json!({
+        "description": "Shutting down (`shutting_down`), or every call thread stuck past \
+                        `--timeout` (`calls_stuck`)",
+        "content": {"application/json": {"schema": error_ref.clone()}}});
+    paths.insert("/readyz".into(), readyz);
     paths.insert(
         "/metrics".into(),
         json!({"get": {"operationId": "metrics", "summary": "Prometheus metrics",

@@ -174,6 +174,40 @@ impl ApiError {
         .closing()
     }
 
+    /// A probe's answer while the call threads are stuck in calls that do not return.
+    pub fn calls_stuck(message: String) -> Self {
+        Self::new(503, "calls_stuck", message)
+    }
+
+    /// Past the server-wide budget for request bodies being received (`--body-budget`).
+    pub fn bodies_over_budget(budget: usize) -> Self {
+        Self::new(
+            503,
+            "overloaded",
+            format!(
+                "request bodies being received already take the server's budget of {} \
+                 (`--body-budget`); retry shortly",
+                human_bytes(budget)
+            ),
+        )
+        .with_header("retry-after", "1")
+        .closing()
+    }
+
+    /// Past `--max-connections` with no idle connection to close for room.
+    pub fn too_many_connections(limit: usize) -> Self {
+        Self::new(
+            503,
+            "overloaded",
+            format!(
+                "the server has {limit} connections open, all busy (`--max-connections`); \
+                 retry shortly"
+            ),
+        )
+        .with_header("retry-after", "1")
+        .closing()
+    }
+
     pub fn draining() -> Self {
         Self::new(503, "shutting_down", "the server is shutting down")
             .with_header("retry-after", "1")

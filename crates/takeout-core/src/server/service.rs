@@ -6,7 +6,7 @@
 //! its [`Invoke`](super::Invoke) → `finish` (or `timed_out`). Every response the core returns
 //! has already been counted in the metrics.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,7 @@ use super::openapi;
 use super::page;
 use super::params::{ManifestError, Params};
 use super::response::{self, ApiError, Response};
+use super::CallThreads;
 
 /// Limits and switches of one server; `takeout serve` flags map onto these one to one.
 #[derive(Debug, Clone)]
@@ -39,6 +40,9 @@ pub struct Options {
     pub debug: bool,
     /// Worker processes that will be forked from this one; more than one shares the metrics.
     pub workers: usize,
+    /// Once every call thread has been stuck (past `timeout`) this long, `/healthz` fails so
+    /// that the worker is restarted; `None`: never.
+    pub stuck_restart: Option<Duration>,
 }
 
 impl Default for Options {
@@ -51,8 +55,21 @@ impl Default for Options {
             max_depth: 64,
             debug: false,
             workers: 1,
+            stuck_restart: Some(Duration::from_secs(30)),
         }
     }
+}
+
+/// The call threads as the probes report them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Health {
+    pub threads: usize,
+    /// Calls running past `--timeout` that have not returned.
+    pub stuck: usize,
+    /// Every thread is stuck: not ready, new calls could only time out.
+    pub all_stuck: bool,
+    /// Every thread has been stuck past `--stuck-restart`: not live either.
+    pub stuck_too_long: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,6 +204,9 @@ pub struct Service {
     calls_in_flight: Arc<AtomicUsize>,
     draining: AtomicBool,
     log: Logger,
+    threads: Option<Arc<dyn CallThreads>>,
+    /// The last health reported: 0 fine, 1 every thread stuck, 2 stuck too long.
+    health_seen: AtomicU8,
 }
 
 impl Service {
@@ -219,7 +239,91 @@ impl Service {
             draining: AtomicBool::new(false),
             log,
             opts,
+            threads: None,
+            health_seen: AtomicU8::new(0),
         })
+    }
+
+    /// The threads that run this service's calls, which the probes and metrics watch.
+    #[must_use]
+    pub fn with_call_threads(mut self, threads: Arc<dyn CallThreads>) -> Self {
+        self.threads = Some(threads);
+        self
+    }
+
+    /// Look at the call threads now: the probes' answer, also kept in the metrics (where the
+    /// supervisor reads it). Logged when it gets worse.
+    pub fn health(&self) -> Health {
+        let Some(threads) = &self.threads else {
+            return Health::default();
+        };
+        let n = threads.threads();
+        let stuck = threads.running_longer_than(self.opts.timeout);
+        let all_stuck = n > 0 && stuck >= n;
+        let stuck_too_long = all_stuck
+            && self.opts.stuck_restart.is_some_and(|bound| {
+                threads.running_longer_than(self.opts.timeout.saturating_add(bound)) >= n
+            });
+        self.metrics.set_call_threads(n, stuck, stuck_too_long);
+        let level = u8::from(all_stuck) + u8::from(stuck_too_long);
+        let before = self.health_seen.swap(level, Ordering::AcqRel);
+        if level < before && !all_stuck {
+            self.log
+                .info("a call thread is free again; /readyz answers 200", &[]);
+        }
+        if level > before {
+            let fields = [
+                ("threads", n.into()),
+                ("timeout_s", self.opts.timeout.as_secs_f64().into()),
+            ];
+            if stuck_too_long {
+                self.log.error(
+                    "every call thread is still stuck past --stuck-restart; /healthz now fails",
+                    &fields,
+                );
+            } else {
+                self.log.warn(
+                    "every call thread is in a call past --timeout; /readyz now fails",
+                    &fields,
+                );
+            }
+        }
+        Health {
+            threads: n,
+            stuck,
+            all_stuck,
+            stuck_too_long,
+        }
+    }
+
+    fn ready(&self) -> Result<(), ApiError> {
+        if self.draining.load(Ordering::Acquire) {
+            return Err(ApiError::draining());
+        }
+        let health = self.health();
+        if health.all_stuck {
+            return Err(ApiError::calls_stuck(format!(
+                "every call thread ({} of {}) is in a call that ran past `--timeout` ({} s) and \
+                 has not returned; new calls would only time out",
+                health.stuck,
+                health.threads,
+                self.opts.timeout.as_secs_f64()
+            )));
+        }
+        Ok(())
+    }
+
+    fn live(&self) -> Result<(), ApiError> {
+        let health = self.health();
+        match self.opts.stuck_restart {
+            Some(bound) if health.stuck_too_long => Err(ApiError::calls_stuck(format!(
+                "every call thread ({}) has been stuck for more than {} s past `--timeout` \
+                 (`--stuck-restart`); restart this worker",
+                health.threads,
+                bound.as_secs_f64()
+            ))),
+            _ => Ok(()),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -326,9 +430,12 @@ impl Service {
                 Response::json(200, body.to_string().into_bytes())
             }
             Route::V2Server => Response::json(200, kserve_v2::server_metadata()),
-            Route::V2Live => Response::json(200, br#"{"live":true}"#.to_vec()),
+            Route::V2Live => match self.live() {
+                Ok(()) => Response::json(200, br#"{"live":true}"#.to_vec()),
+                Err(_) => Response::json(503, br#"{"live":false}"#.to_vec()),
+            },
             Route::V2Ready | Route::V2ModelReady => {
-                let ready = !self.draining.load(Ordering::Acquire);
+                let ready = self.ready().is_ok();
                 let mut body = json!({"ready": ready});
                 if route == Route::V2ModelReady {
                     body["name"] = self.sig.name.clone().into();
@@ -337,23 +444,26 @@ impl Service {
                 Response::json(status, body.to_string().into_bytes())
             }
             Route::V2Model => Response::json(200, self.v2.metadata()),
-            Route::Healthz => Response::json(200, br#"{"status":"ok"}"#.to_vec()),
-            Route::Readyz => {
-                if self.draining.load(Ordering::Acquire) {
-                    ApiError::draining().into_response()
-                } else {
-                    Response::json(200, br#"{"status":"ready"}"#.to_vec())
-                }
-            }
+            Route::Healthz => match self.live() {
+                Ok(()) => Response::json(200, br#"{"status":"ok"}"#.to_vec()),
+                Err(err) => err.into_response(),
+            },
+            Route::Readyz => match self.ready() {
+                Ok(()) => Response::json(200, br#"{"status":"ready"}"#.to_vec()),
+                Err(err) => err.into_response(),
+            },
             Route::Model => {
-                let ready = !self.draining.load(Ordering::Acquire);
+                let ready = self.ready().is_ok();
                 let body = json!({"name": self.sig.name, "ready": ready});
                 Response::json(200, body.to_string().into_bytes())
             }
             Route::Metrics => Response {
                 status: 200,
                 content_type: response::PROMETHEUS,
-                body: self.metrics.render().into_bytes(),
+                body: {
+                    self.health();
+                    self.metrics.render().into_bytes()
+                },
                 headers: Vec::new(),
                 close: false,
             },

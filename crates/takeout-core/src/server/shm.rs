@@ -1,9 +1,9 @@
 //! Memory that forked worker processes share: an anonymous `MAP_SHARED` mapping, made before
 //! the fork, holding values that are valid when zeroed (the metrics' atomics).
 //!
-//! The only `unsafe` of the crate, kept to this file: nothing safe in std or our dependencies
-//! maps memory that survives `fork` as shared, and atomics are the one sound way for several
-//! processes to update the same words.
+//! One of the crate's two `unsafe` places (with `malloc.rs`), kept to this file: nothing safe
+//! in std or our dependencies maps memory that survives `fork` as shared, and atomics are the
+//! one sound way for several processes to update the same words.
 #![allow(unsafe_code)]
 
 use std::marker::PhantomData;

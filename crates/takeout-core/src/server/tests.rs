@@ -774,3 +774,70 @@ fn open_inference_protocol_routes() {
         (503, json!({"name": "add", "ready": false}))
     );
 }
+
+/// Threads whose calls started `ages` ago (`None`: between calls).
+struct Threads(std::sync::Mutex<Vec<Option<Duration>>>);
+
+impl CallThreads for Threads {
+    fn threads(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    fn running_longer_than(&self, age: Duration) -> usize {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|a| a.is_some_and(|a| a > age))
+            .count()
+    }
+}
+
+#[test]
+fn stuck_threads_fail_readiness_then_liveness() {
+    let threads = Arc::new(Threads(std::sync::Mutex::new(vec![
+        Some(Duration::from_secs(2)),
+        None,
+    ])));
+    let opts = Options {
+        timeout: Duration::from_secs(1),
+        stuck_restart: Some(Duration::from_secs(5)),
+        ..Options::default()
+    };
+    let log = Logger {
+        quiet: true,
+        ..Logger::default()
+    };
+    let svc = Service::new(ADD, opts, log)
+        .unwrap()
+        .with_call_threads(threads.clone());
+    let get = |path| Head {
+        method: "GET",
+        path,
+        ..Head::default()
+    };
+    let never = |_| -> Outcome { unreachable!() };
+    let metric = |svc: &Service| svc.metrics().render();
+    // One of two stuck: still ready, and counted.
+    assert_eq!(run(&svc, &get("/readyz"), "", never).0, 200);
+    assert!(metric(&svc).contains("takeout_calls_stuck 1\n"));
+    // Both stuck: not ready, still live.
+    threads.0.lock().unwrap()[1] = Some(Duration::from_millis(1500));
+    let (status, body) = run(&svc, &get("/readyz"), "", never);
+    assert_eq!(status, 503);
+    assert_eq!(body["error"]["type"], "calls_stuck");
+    assert_eq!(run(&svc, &get("/v2/health/ready"), "", never).0, 503);
+    assert_eq!(run(&svc, &get("/healthz"), "", never).0, 200);
+    assert!(svc.metrics().wedged_workers().is_empty());
+    // Both stuck past the bound: not live either, and flagged for the supervisor.
+    threads.0.lock().unwrap()[1] = Some(Duration::from_secs(7));
+    threads.0.lock().unwrap()[0] = Some(Duration::from_secs(9));
+    assert_eq!(run(&svc, &get("/healthz"), "", never).0, 503);
+    assert_eq!(run(&svc, &get("/v2/health/live"), "", never).0, 503);
+    assert_eq!(svc.metrics().wedged_workers().len(), 1);
+    // One returns: ready and live again.
+    threads.0.lock().unwrap()[0] = None;
+    assert_eq!(run(&svc, &get("/readyz"), "", never).0, 200);
+    assert_eq!(run(&svc, &get("/healthz"), "", never).0, 200);
+    assert!(metric(&svc).contains("takeout_calls_stuck 1\n"));
+}

@@ -11,7 +11,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use takeout_core::server::pool::{Pool, Run};
-use takeout_core::server::{Args, CallError, Invoke, Outcome, Reply};
+use takeout_core::server::{Args, CallError, CallThreads, Invoke, Outcome, Reply};
 
 use super::aio::{gather, Aio};
 use super::gil::Gil;
@@ -67,6 +67,21 @@ impl PyInvoker {
     /// Let the threads finish what is queued, then exit. Later calls fail with a 500.
     pub(crate) fn close(&self) {
         self.pool.close();
+    }
+
+    /// Calls running or queued: once the server has stopped, any left are stuck ones.
+    pub(crate) fn busy(&self) -> usize {
+        self.pool.busy()
+    }
+}
+
+impl CallThreads for PyInvoker {
+    fn threads(&self) -> usize {
+        self.pool.threads()
+    }
+
+    fn running_longer_than(&self, age: std::time::Duration) -> usize {
+        self.pool.running_longer_than(age)
     }
 }
 

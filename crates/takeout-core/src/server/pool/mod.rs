@@ -75,6 +75,7 @@ impl<I: Interpreter, T: Send + 'static> Pool<I, T> {
                 progress: AtomicU64::new(0),
                 queued: AtomicUsize::new(0),
                 spin: AtomicBool::new(true),
+                calls: (0..threads.max(1)).map(|_| AtomicU64::new(0)).collect(),
             }),
             threads: threads.max(1),
         }
@@ -96,7 +97,7 @@ impl<I: Interpreter, T: Send + 'static> Pool<I, T> {
             let run = run.clone();
             thread::Builder::new()
                 .name(format!("takeout-call-{i}"))
-                .spawn(move || worker(&*interpreter, &queue, &*run))?;
+                .spawn(move || worker(&*interpreter, &queue, i, &*run))?;
             // Counted active until it first finds the queue empty and parks.
             st.active += 1;
         }
@@ -111,6 +112,27 @@ impl<I: Interpreter, T: Send + 'static> Pool<I, T> {
     /// Queue a task; it comes back when the pool is not running.
     pub fn push(&self, task: T) -> Result<(), T> {
         self.queue.push(task)
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Calls that have been running for longer than `age` and not returned yet. A function
+    /// can block forever; this is how the server sees that its threads are gone.
+    pub fn running_longer_than(&self, age: Duration) -> usize {
+        let now = self.queue.now();
+        self.queue
+            .calls
+            .iter()
+            .map(|c| c.load(Ordering::Acquire))
+            .filter(|&since| since != 0 && Duration::from_nanos(now.saturating_sub(since)) > age)
+            .count()
+    }
+
+    /// Calls running or queued: none once every call has returned and nothing waits.
+    pub fn busy(&self) -> usize {
+        self.running_longer_than(Duration::ZERO) + self.queue.queued.load(Ordering::Acquire)
     }
 
     pub fn set_spin(&self, spin: bool) {
@@ -151,6 +173,8 @@ struct Queue<T> {
     queued: AtomicUsize,
     /// Look for the next call a while before sleeping (`Server(spin=...)`).
     spin: AtomicBool,
+    /// Per thread: when its call started (ns since `epoch`, at least 1), 0 between calls.
+    calls: Box<[AtomicU64]>,
 }
 
 impl<T> Queue<T> {
@@ -160,9 +184,14 @@ impl<T> Queue<T> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn touch(&self) {
-        let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn touch(&self) -> u64 {
+        let now = self.now();
         self.progress.store(now, Ordering::Release);
+        now
     }
 
     fn since_progress(&self) -> Duration {
@@ -181,7 +210,7 @@ impl<T> Queue<T> {
             st.signals += 1;
             self.work.notify_one();
             // A thread is on its way: not a stall.
-            self.touch();
+            let _ = self.touch();
         }
         if st.watchdog_parked {
             st.watchdog_parked = false;
@@ -304,12 +333,15 @@ impl<T> Queue<T> {
 fn worker<I: Interpreter, T: Send>(
     interpreter: &I,
     queue: &Queue<T>,
+    index: usize,
     run: &dyn for<'a> Fn(I::Token<'a>, T),
 ) {
+    let call = &queue.calls[index];
     interpreter.attach(|token| loop {
         if let Some(task) = queue.pop() {
-            queue.touch();
+            call.store(queue.touch().max(1), Ordering::Release);
             run(token, task);
+            call.store(0, Ordering::Release);
             queue.touch();
         } else if !interpreter.detach(token, || queue.spin(SPIN) || queue.park()) {
             break;

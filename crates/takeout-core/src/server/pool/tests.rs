@@ -286,3 +286,26 @@ fn a_pool_not_started_hands_tasks_back_and_starts_once() {
         gil.threads.load(Ordering::SeqCst) == 0
     });
 }
+
+/// A call that never returns is visible: counted once it is older than the age asked about,
+/// and gone from the count once it returns.
+#[test]
+fn counts_calls_running_longer_than_an_age() {
+    let (_gil, pool) = pool(2);
+    assert_eq!(pool.threads(), 2);
+    assert_eq!(pool.running_longer_than(Duration::ZERO), 0);
+    let (started_tx, started) = mpsc::channel();
+    let (release, release_rx) = mpsc::channel();
+    let (done_tx, done) = mpsc::channel();
+    assert!(pool.push(blocking(started_tx, release_rx, done_tx)).is_ok());
+    started.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(pool.busy(), 1);
+    assert_eq!(pool.running_longer_than(Duration::from_secs(5)), 0);
+    thread::sleep(Duration::from_millis(30));
+    assert_eq!(pool.running_longer_than(Duration::from_millis(20)), 1);
+    release.send(()).unwrap();
+    done.recv_timeout(PATIENCE).unwrap();
+    wait_until("the call is no longer counted", || pool.busy() == 0);
+    assert_eq!(pool.running_longer_than(Duration::ZERO), 0);
+    pool.close();
+}
