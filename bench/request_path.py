@@ -39,7 +39,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from _util import log, table  # noqa: E402  (after the path is set)
-from serve import BODY, SAMPLE, Server, bare_call, free_port, server_time  # noqa: E402
+from serve import BODY, Server, bare_call, free_port, server_time  # noqa: E402
 
 Frames = list[str]
 
@@ -172,7 +172,7 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
         ).stdout
         log("bare call")
         bare_us = bare_call(bundle) * 1e6
-        bare_cpu_us = bare_cpu(bundle) * 1e6
+        bare_cpu_us = bare_call(bundle, clock=time.thread_time) * 1e6
     finally:
         shutil.rmtree(work, ignore_errors=True)
     counts: dict[str, collections.Counter[str]] = {
@@ -200,23 +200,6 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
         "bare_cpu_us": bare_cpu_us,
         "takeout_path": args.takeout_path,
     }
-
-
-def bare_cpu(bundle: Path, repeat: int = 20000) -> float:
-    """CPU seconds of this thread per bare call (median of 5 runs): unlike the wall time, what
-    other processes on a shared machine take does not count."""
-    import statistics
-
-    import takeout
-
-    fn = takeout.load(bundle)
-    times = []
-    for _ in range(5):
-        start = time.thread_time()
-        for _ in range(repeat):
-            fn(SAMPLE)
-        times.append((time.thread_time() - start) / repeat)
-    return statistics.median(times)
 
 
 def report(result: dict[str, Any]) -> str:
