@@ -19,10 +19,11 @@ $(VENV)/.created:
 	$(BIN)/python -m pip install -q "maturin>=1.5,<2" "uv>=0.4"
 	touch $@
 
-# The dependencies and test extras without building the extension: enough for ruff and for mypy,
-# which reads the extension's types from `_core.pyi`.
+# The dependencies and the extras `install` puts in, without building the extension: enough for
+# ruff and for mypy (which reads the extension's types from `_core.pyi`), and the same packages
+# mypy sees after `install` (Ray's stubs decide which `type: ignore`s are used).
 $(VENV)/.deps: $(VENV)/.created pyproject.toml
-	$(BIN)/uv pip install -q --python $(PY) -r pyproject.toml --extra test
+	$(BIN)/uv pip install -q --python $(PY) -r pyproject.toml --extra test --extra ray
 	touch $@
 
 .PHONY: install
