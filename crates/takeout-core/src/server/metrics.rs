@@ -145,22 +145,38 @@ impl Histogram {
         self.sum_nanos.fetch_add(raw, Relaxed);
     }
 
-    /// `NAME_bucket`, `NAME_sum` (`raw` sums divided by `scale`) and `NAME_count`.
-    fn render(&self, out: &mut String, name: &str, bounds: &[f64; 16], scale: f64, worker: &str) {
+    /// `NAME_bucket`, `NAME_sum` (`raw` sums divided by `scale`) and `NAME_count`. `before`
+    /// holds the labels ahead of `le` (`route="/call",` or nothing), `worker` the one after it
+    /// (`,worker="0"` or nothing).
+    fn render(
+        &self,
+        out: &mut String,
+        name: &str,
+        bounds: &[f64; 16],
+        scale: f64,
+        before: &str,
+        worker: &str,
+    ) {
         let count = self.count.load(Relaxed);
         let mut cumulative = 0;
         for (b, le) in bounds.iter().enumerate() {
             cumulative += self.buckets[b].load(Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"{worker}}} {cumulative}");
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{before}le=\"{le}\"{worker}}} {cumulative}"
+            );
         }
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"{worker}}} {count}");
+        let _ = writeln!(out, "{name}_bucket{{{before}le=\"+Inf\"{worker}}} {count}");
         let sum = self.sum_nanos.load(Relaxed) as f64 / scale;
-        let alone = worker
-            .strip_prefix(',')
-            .map(|l| format!("{{{l}}}"))
-            .unwrap_or_default();
-        let _ = writeln!(out, "{name}_sum{alone} {sum}");
-        let _ = writeln!(out, "{name}_count{alone} {count}");
+        let labels = format!("{}{worker}", before.trim_end_matches(','));
+        let labels = labels.strip_prefix(',').unwrap_or(&labels);
+        let labels = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(out, "{name}_sum{labels} {sum}");
+        let _ = writeln!(out, "{name}_count{labels} {count}");
     }
 }
 
@@ -306,14 +322,8 @@ impl Metrics {
         let r = route.index();
         let block = self.block();
         block.requests[r][status_index(status)].fetch_add(1, Relaxed);
-        let h = &block.latency[r];
-        let secs = elapsed.as_secs_f64();
-        if let Some(b) = BUCKETS.iter().position(|&le| secs <= le) {
-            h.buckets[b].fetch_add(1, Relaxed);
-        }
-        h.count.fetch_add(1, Relaxed);
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        h.sum_nanos.fetch_add(nanos, Relaxed);
+        block.latency[r].add(&BUCKETS, elapsed.as_secs_f64(), nanos);
     }
 
     /// A log line found the queue full (stderr not read fast enough) and was dropped.
@@ -436,31 +446,18 @@ impl Metrics {
         for (worker, block) in &labelled {
             for route in RouteLabel::all() {
                 let h = &block.latency[route.index()];
-                let count = h.count.load(Relaxed);
-                if count == 0 {
+                if h.count.load(Relaxed) == 0 {
                     continue;
                 }
                 let path = escape(&self.route_paths[route.index()]);
-                let mut cumulative = 0;
-                for (b, le) in BUCKETS.iter().enumerate() {
-                    cumulative += h.buckets[b].load(Relaxed);
-                    let _ = writeln!(
-                        out,
-                        "takeout_request_duration_seconds_bucket{{route=\"{path}\",le=\"{le}\"{worker}}} {cumulative}"
-                    );
-                }
-                let _ = writeln!(
-                    out,
-                    "takeout_request_duration_seconds_bucket{{route=\"{path}\",le=\"+Inf\"{worker}}} {count}"
-                );
-                let sum = h.sum_nanos.load(Relaxed) as f64 / 1e9;
-                let _ = writeln!(
-                    out,
-                    "takeout_request_duration_seconds_sum{{route=\"{path}\"{worker}}} {sum}"
-                );
-                let _ = writeln!(
-                    out,
-                    "takeout_request_duration_seconds_count{{route=\"{path}\"{worker}}} {count}"
+                let route = format!("route=\"{path}\",");
+                h.render(
+                    &mut out,
+                    "takeout_request_duration_seconds",
+                    &BUCKETS,
+                    1e9,
+                    &route,
+                    worker,
                 );
             }
         }
@@ -577,7 +574,7 @@ impl Metrics {
                 let name = "takeout_batch_size";
                 block
                     .batch_size
-                    .render(&mut out, name, &SIZE_BUCKETS, 1.0, worker);
+                    .render(&mut out, name, &SIZE_BUCKETS, 1.0, "", worker);
             }
             family(
                 &mut out,
@@ -589,7 +586,7 @@ impl Metrics {
                 let name = "takeout_batch_queue_wait_seconds";
                 block
                     .queue_wait
-                    .render(&mut out, name, &BUCKETS, 1e9, worker);
+                    .render(&mut out, name, &BUCKETS, 1e9, "", worker);
             }
         }
         out
