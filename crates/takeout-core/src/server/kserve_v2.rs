@@ -11,6 +11,8 @@
 //! (`Inference-Header-Content-Length`, `binary_data_size`) are read and written, since
 //! `tritonclient` sends binary data unless told otherwise.
 
+use std::borrow::Cow;
+
 use serde_json::{json, Map, Value};
 
 use super::json::{self, Json};
@@ -137,20 +139,20 @@ impl Model {
         self.batch_input.as_deref()
     }
 
-    /// `/v2/models/NAME...` (with or without `/versions/1`) → the rest after the name.
-    pub(crate) fn strip<'a>(&self, path: &'a str) -> Option<&'a str> {
-        let rest = path
-            .strip_prefix("/v2/models/")?
-            .strip_prefix(self.name.as_str())?;
-        if !(rest.is_empty() || rest.starts_with('/')) {
-            return None;
+    /// `/v2/models/NAME/versions/1...` → `/v2/models/NAME...`: the one version is the model.
+    pub(crate) fn unversioned<'a>(&self, path: &'a str) -> Cow<'a, str> {
+        let versioned = || {
+            let rest = path
+                .strip_prefix("/v2/models/")?
+                .strip_prefix(self.name.as_str())?
+                .strip_prefix("/versions/")?
+                .strip_prefix(VERSION)?;
+            (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+        };
+        match versioned() {
+            Some(rest) => Cow::Owned(format!("/v2/models/{}{rest}", self.name)),
+            None => Cow::Borrowed(path),
         }
-        Some(match rest.strip_prefix("/versions/") {
-            Some(v) => v
-                .strip_prefix(VERSION)
-                .filter(|r| r.is_empty() || r.starts_with('/'))?,
-            None => rest,
-        })
     }
 }
 
@@ -1038,10 +1040,22 @@ mod tests {
     #[test]
     fn paths_with_and_without_versions() {
         let m = model(TYPED);
-        assert_eq!(m.strip("/v2/models/f"), Some(""));
-        assert_eq!(m.strip("/v2/models/f/infer"), Some("/infer"));
-        assert_eq!(m.strip("/v2/models/f/versions/1/ready"), Some("/ready"));
-        assert_eq!(m.strip("/v2/models/f/versions/2/ready"), None);
-        assert_eq!(m.strip("/v2/models/fg"), None);
+        assert_eq!(m.unversioned("/v2/models/f/infer"), "/v2/models/f/infer");
+        assert_eq!(m.unversioned("/v2/models/f/versions/1"), "/v2/models/f");
+        assert_eq!(
+            m.unversioned("/v2/models/f/versions/1/ready"),
+            "/v2/models/f/ready"
+        );
+        // Another version, or a name that only starts with ours, stays as it is: a 404.
+        let other = "/v2/models/f/versions/2/ready";
+        assert_eq!(m.unversioned(other), other);
+        assert_eq!(
+            m.unversioned("/v2/models/fg/versions/1"),
+            "/v2/models/fg/versions/1"
+        );
+        assert_eq!(
+            m.unversioned("/v2/models/f/versions/10"),
+            "/v2/models/f/versions/10"
+        );
     }
 }

@@ -17,40 +17,18 @@ use std::sync::atomic::{
 use std::sync::Arc;
 use std::time::Duration;
 
+use strum::EnumCount as _;
+
+use super::service::RouteKind;
 use super::shm::Shared;
 
-/// Route labels; `Other` gathers every unknown path so clients cannot grow the label set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::VariantArray, strum::EnumCount)]
-pub enum RouteLabel {
-    Call,
-    Predict,
-    Model,
-    Healthz,
-    Readyz,
-    Metrics,
-    OpenApi,
-    Index,
-    ModelList,
-    V2Server,
-    V2Live,
-    V2Ready,
-    V2Model,
-    V2ModelReady,
-    V2Infer,
-    Other,
+/// A route's slot in the counters; `None` is every unknown path, one slot ("other") so that
+/// clients cannot grow the label set.
+fn route_index(route: Option<RouteKind>) -> usize {
+    route.map_or(RouteKind::COUNT, |r| r as usize)
 }
 
-const ROUTES: usize = <RouteLabel as strum::EnumCount>::COUNT;
-
-impl RouteLabel {
-    fn index(self) -> usize {
-        self as usize
-    }
-
-    fn all() -> impl Iterator<Item = Self> {
-        <Self as strum::VariantArray>::VARIANTS.iter().copied()
-    }
-}
+const ROUTES: usize = RouteKind::COUNT + 1;
 
 const STATUSES: [u16; 16] = [
     200, 400, 401, 404, 405, 408, 413, 415, 422, 431, 500, 503, 504, 0, 0, 0,
@@ -223,30 +201,19 @@ impl Drop for InFlight {
 
 impl Metrics {
     /// `workers` > 1 puts the counters in memory that forked workers share.
-    pub(crate) fn new(predict_path: &str, model_path: &str, workers: usize) -> Self {
-        let name = model_path.rsplit('/').next().unwrap_or_default();
-        let route_paths: [String; ROUTES] = std::array::from_fn(|i| {
-            let r = <RouteLabel as strum::VariantArray>::VARIANTS[i];
-            match r {
-                RouteLabel::V2Model => return format!("/v2/models/{name}"),
-                RouteLabel::V2ModelReady => return format!("/v2/models/{name}/ready"),
-                RouteLabel::V2Infer => return format!("/v2/models/{name}/infer"),
-                RouteLabel::Call => "/call",
-                RouteLabel::Predict => predict_path,
-                RouteLabel::Model => model_path,
-                RouteLabel::Healthz => "/healthz",
-                RouteLabel::Readyz => "/readyz",
-                RouteLabel::Metrics => "/metrics",
-                RouteLabel::OpenApi => "/openapi.json",
-                RouteLabel::Index => "/",
-                RouteLabel::ModelList => "/v1/models",
-                RouteLabel::V2Server => "/v2",
-                RouteLabel::V2Live => "/v2/health/live",
-                RouteLabel::V2Ready => "/v2/health/ready",
-                RouteLabel::Other => "other",
-            }
-            .to_owned()
-        });
+    /// The metrics of a server of the function `name`, for tests that need no service.
+    #[cfg(test)]
+    pub(crate) fn for_function(name: &str, workers: usize) -> Self {
+        let kinds = <RouteKind as strum::VariantArray>::VARIANTS.iter();
+        Self::new(kinds.map(|k| k.endpoint(name).0), workers)
+    }
+
+    /// `paths` are the routes' labels in [`RouteKind`]'s order; `workers` > 1 puts the
+    /// counters in memory that forked workers share.
+    pub(crate) fn new(paths: impl Iterator<Item = String>, workers: usize) -> Self {
+        let mut paths = paths.chain(std::iter::once("other".to_owned()));
+        let route_paths: [String; ROUTES] =
+            std::array::from_fn(|_| paths.next().expect("a path for every route"));
         let store = match workers {
             0 | 1 => Store::Heap(Box::default()),
             n => match Shared::new(n) {
@@ -318,8 +285,8 @@ impl Metrics {
         InFlight(self.store.clone(), slot)
     }
 
-    pub(crate) fn observe(&self, route: RouteLabel, status: u16, elapsed: Duration) {
-        let r = route.index();
+    pub(crate) fn observe(&self, route: Option<RouteKind>, status: u16, elapsed: Duration) {
+        let r = route_index(route);
         let block = self.block();
         block.requests[r][status_index(status)].fetch_add(1, Relaxed);
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
@@ -395,8 +362,8 @@ impl Metrics {
     }
 
     /// This worker's count of answers on `route` with `status`.
-    pub fn requests(&self, route: RouteLabel, status: u16) -> u64 {
-        self.block().requests[route.index()][status_index(status)].load(Relaxed)
+    pub fn requests(&self, route: Option<RouteKind>, status: u16) -> u64 {
+        self.block().requests[route_index(route)][status_index(status)].load(Relaxed)
     }
 
     /// The Prometheus text exposition format, version 0.0.4: every worker's series.
@@ -418,10 +385,10 @@ impl Metrics {
             "HTTP requests answered, by route and status.",
         );
         for (worker, block) in &labelled {
-            for route in RouteLabel::all() {
-                let path = escape(&self.route_paths[route.index()]);
+            for route in 0..ROUTES {
+                let path = escape(&self.route_paths[route]);
                 for (s, &status) in STATUSES.iter().enumerate() {
-                    let n = block.requests[route.index()][s].load(Relaxed);
+                    let n = block.requests[route][s].load(Relaxed);
                     if n == 0 {
                         continue;
                     }
@@ -444,12 +411,12 @@ impl Metrics {
             "Time from the request head to the response.",
         );
         for (worker, block) in &labelled {
-            for route in RouteLabel::all() {
-                let h = &block.latency[route.index()];
+            for route in 0..ROUTES {
+                let h = &block.latency[route];
                 if h.count.load(Relaxed) == 0 {
                     continue;
                 }
-                let path = escape(&self.route_paths[route.index()]);
+                let path = escape(&self.route_paths[route]);
                 let route = format!("route=\"{path}\",");
                 h.render(
                     &mut out,
@@ -611,12 +578,16 @@ fn escape(label: &str) -> String {
 mod tests {
     use super::*;
 
+    fn metrics(workers: usize) -> Metrics {
+        Metrics::for_function("f", workers)
+    }
+
     #[test]
     fn renders_counters_histograms_and_errors() {
-        let m = Metrics::new("/v1/models/f:predict", "/v1/models/f", 1);
-        m.observe(RouteLabel::Call, 200, Duration::from_micros(300));
-        m.observe(RouteLabel::Call, 422, Duration::from_millis(2));
-        m.observe(RouteLabel::Other, 404, Duration::from_micros(10));
+        let m = metrics(1);
+        m.observe(Some(RouteKind::Call), 200, Duration::from_micros(300));
+        m.observe(Some(RouteKind::Call), 422, Duration::from_millis(2));
+        m.observe(None, 404, Duration::from_micros(10));
         m.function_error("ValueError");
         let _g = m.enter();
         let text = m.render();
@@ -629,18 +600,18 @@ mod tests {
             .contains("takeout_request_duration_seconds_bucket{route=\"/call\",le=\"+Inf\"} 2\n"));
         assert!(text.contains("takeout_requests_in_flight 1\n"));
         assert!(text.contains("takeout_function_errors_total{type=\"ValueError\"} 1\n"));
-        assert_eq!(m.requests(RouteLabel::Call, 422), 1);
+        assert_eq!(m.requests(Some(RouteKind::Call), 422), 1);
     }
 
     #[test]
     fn workers_share_one_view_with_labels() {
-        let m = Metrics::new("/p", "/v1/models/f", 2);
-        m.observe(RouteLabel::Call, 200, Duration::from_micros(300));
+        let m = metrics(2);
+        m.observe(Some(RouteKind::Call), 200, Duration::from_micros(300));
         m.function_error("ValueError");
         assert!(m.set_worker(1));
         assert!(!m.set_worker(2));
-        m.observe(RouteLabel::Call, 200, Duration::from_micros(300));
-        m.observe(RouteLabel::Call, 200, Duration::from_micros(300));
+        m.observe(Some(RouteKind::Call), 200, Duration::from_micros(300));
+        m.observe(Some(RouteKind::Call), 200, Duration::from_micros(300));
         m.function_error("ValueError");
         m.function_error("KeyError");
         for i in 0..40 {

@@ -27,7 +27,7 @@ mod tests;
 
 pub use bind::Args;
 pub use log::{LogFormat, Logger};
-pub use metrics::{InFlight, Metrics, RouteLabel};
+pub use metrics::{InFlight, Metrics};
 pub use negotiate::Accept;
 pub use params::{BatchSpec, ManifestError, Params};
 pub use response::{ApiError, Response};

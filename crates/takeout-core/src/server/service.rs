@@ -10,13 +10,15 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use strum::IntoEnumIterator as _;
+
 use serde_json::{json, Value};
 
 use super::bind::{Args, Binder};
 use super::json::{self, Json, ParseError};
 use super::kserve_v2;
 use super::log::Logger;
-use super::metrics::{InFlight, Metrics, RouteLabel};
+use super::metrics::{InFlight, Metrics};
 use super::negotiate::{self, Accept};
 use super::openapi;
 use super::page;
@@ -72,7 +74,10 @@ pub struct Health {
     pub stuck_too_long: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Every route the server answers. `RouteKind` (without the per-request data) is what the
+/// metrics count by; [`RouteKind::endpoint`] is the one table of paths and methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumDiscriminants, strum::EnumIter)]
+#[strum_discriminants(name(RouteKind), derive(strum::VariantArray, strum::EnumCount))]
 pub enum Route {
     /// With what the request's `Accept` prefers for a rich result.
     Call(Accept),
@@ -94,25 +99,36 @@ pub enum Route {
     V2Infer(Option<u64>),
 }
 
-impl Route {
-    pub fn label(self) -> RouteLabel {
+impl RouteKind {
+    /// The path and method of the route for the function `name`: the router matches these, and
+    /// the metrics label their series with them.
+    pub(crate) fn endpoint(self, name: &str) -> (String, &'static str) {
         match self {
-            Self::Call(_) => RouteLabel::Call,
-            Self::Predict => RouteLabel::Predict,
-            Self::Model => RouteLabel::Model,
-            Self::Healthz => RouteLabel::Healthz,
-            Self::Readyz => RouteLabel::Readyz,
-            Self::Metrics => RouteLabel::Metrics,
-            Self::OpenApi => RouteLabel::OpenApi,
-            Self::Index => RouteLabel::Index,
-            Self::ModelList => RouteLabel::ModelList,
-            Self::V2Server => RouteLabel::V2Server,
-            Self::V2Live => RouteLabel::V2Live,
-            Self::V2Ready => RouteLabel::V2Ready,
-            Self::V2Model => RouteLabel::V2Model,
-            Self::V2ModelReady => RouteLabel::V2ModelReady,
-            Self::V2Infer(_) => RouteLabel::V2Infer,
+            Self::Call => ("/call".into(), "POST"),
+            Self::Predict => (format!("{MODEL_LIST_PATH}/{name}:predict"), "POST"),
+            Self::Model => (format!("{MODEL_LIST_PATH}/{name}"), "GET"),
+            Self::Healthz => ("/healthz".into(), "GET"),
+            Self::Readyz => ("/readyz".into(), "GET"),
+            Self::Metrics => ("/metrics".into(), "GET"),
+            Self::OpenApi => ("/openapi.json".into(), "GET"),
+            Self::Index => ("/".into(), "GET"),
+            Self::ModelList => (MODEL_LIST_PATH.into(), "GET"),
+            Self::V2Server => ("/v2".into(), "GET"),
+            Self::V2Live => ("/v2/health/live".into(), "GET"),
+            Self::V2Ready => ("/v2/health/ready".into(), "GET"),
+            Self::V2Model => (format!("/v2/models/{name}"), "GET"),
+            Self::V2ModelReady => (format!("/v2/models/{name}/ready"), "GET"),
+            Self::V2Infer => (format!("/v2/models/{name}/infer"), "POST"),
         }
+    }
+
+    /// The Open Inference Protocol's routes, whose errors take its own shape.
+    fn is_v2(self) -> bool {
+        use RouteKind::{V2Infer, V2Live, V2Model, V2ModelReady, V2Ready, V2Server};
+        matches!(
+            self,
+            V2Server | V2Live | V2Ready | V2Model | V2ModelReady | V2Infer
+        )
     }
 }
 
@@ -197,8 +213,8 @@ pub struct Service {
     metrics: Arc<Metrics>,
     openapi: Vec<u8>,
     page: page::Page,
-    predict_path: String,
-    model_path: String,
+    /// Each route with its path and method, in [`RouteKind`]'s order.
+    routes: Vec<(String, Route, &'static str)>,
     v2: kserve_v2::Model,
     expected_auth: Option<Vec<u8>>,
     calls_in_flight: Arc<AtomicUsize>,
@@ -213,17 +229,26 @@ impl Service {
     pub fn new(manifest_json: &str, opts: Options, log: Logger) -> Result<Self, ManifestError> {
         let sig = Params::from_manifest(manifest_json)?;
         let binder = Binder::new(&sig)?;
-        let predict_path = format!("/v1/models/{}:predict", sig.name);
-        let model_path = format!("/v1/models/{}", sig.name);
+        let routes: Vec<_> = Route::iter()
+            .map(|route| {
+                let (path, method) = RouteKind::from(route).endpoint(&sig.name);
+                (path, route, method)
+            })
+            .collect();
+        let predict_path = &routes[RouteKind::Predict as usize].0;
+        let model_path = &routes[RouteKind::Model as usize].0;
         let token = opts.token.as_deref().filter(|t| !t.is_empty());
-        let mut doc = openapi::document(&sig, &predict_path, &model_path, token.is_some());
+        let mut doc = openapi::document(&sig, predict_path, model_path, token.is_some());
         for (path, item) in kserve_v2::openapi_paths(&sig.name, MODEL_LIST_PATH) {
             doc["paths"][path] = item;
         }
         let openapi = serde_json::to_vec(&doc).expect("a JSON value serialises");
-        let page = page::render(&sig, &predict_path, token.is_some());
+        let page = page::render(&sig, predict_path, token.is_some());
         let expected_auth = token.map(|t| format!("Bearer {t}").into_bytes());
-        let metrics = Arc::new(Metrics::new(&predict_path, &model_path, opts.workers));
+        let metrics = Arc::new(Metrics::new(
+            routes.iter().map(|(path, ..)| path.clone()),
+            opts.workers,
+        ));
         log.count_drops_in(metrics.clone());
         Ok(Self {
             v2: kserve_v2::Model::new(&sig),
@@ -232,8 +257,7 @@ impl Service {
             binder,
             openapi,
             page,
-            predict_path,
-            model_path,
+            routes,
             expected_auth,
             calls_in_flight: Arc::new(AtomicUsize::new(0)),
             draining: AtomicBool::new(false),
@@ -382,11 +406,11 @@ impl Service {
                 } else {
                     err.into_response()
                 };
-                self.record(RouteLabel::Other, response.status, started);
+                self.record(None, response.status, started);
                 return Start::Respond(response);
             }
         };
-        let label = route.label();
+        let label = Some(RouteKind::from(route));
         if matches!(
             route,
             Route::Call(_) | Route::Predict | Route::Metrics | Route::V2Infer(_)
@@ -485,7 +509,7 @@ impl Service {
 
     /// Parse, bind and validate the body, then take a concurrency slot for the calls.
     pub fn begin(&self, route: Route, body: &[u8], started: Instant) -> Step {
-        let label = route.label();
+        let label = Some(RouteKind::from(route));
         if body.len() > self.opts.max_body {
             return Step::Respond(self.fail(
                 label,
@@ -665,7 +689,7 @@ impl Service {
 
     /// The response for finished calls: `{"result": ...}`, `{"predictions": [...]}` or a 500.
     pub fn finish(&self, ticket: Ticket, outcome: Outcome) -> Response {
-        let label = ticket.route.label();
+        let label = Some(RouteKind::from(ticket.route));
         self.metrics.called(match &outcome {
             Ok(results) => results.len(),
             Err(_) => 1,
@@ -728,17 +752,17 @@ impl Service {
             "call timed out",
             &[("timeout_s", self.opts.timeout.as_secs_f64().into())],
         );
-        self.fail(ticket.route.label(), err, ticket.started)
+        self.fail(Some(RouteKind::from(ticket.route)), err, ticket.started)
     }
 
     /// A request the transport refuses from its head alone (a `Host` it does not answer for).
     pub fn refuse(&self, err: ApiError, started: Instant) -> Response {
-        self.fail(RouteLabel::Other, err, started)
+        self.fail(None, err, started)
     }
 
     /// Errors only a transport sees (a body too large while streaming, a body too slow).
     pub fn reject(&self, route: Route, err: ApiError, started: Instant) -> Response {
-        self.fail(route.label(), err, started)
+        self.fail(Some(RouteKind::from(route)), err, started)
     }
 
     fn call_error(&self, route: Route, err: CallError) -> Response {
@@ -793,39 +817,23 @@ impl Service {
                 ApiError::new(500, "invalid_batch_result", message)
             }
         };
-        error_response(route.label(), api)
+        error_response(Some(RouteKind::from(route)), api)
     }
 
-    fn fail(&self, label: RouteLabel, err: ApiError, started: Instant) -> Response {
+    fn fail(&self, label: Option<RouteKind>, err: ApiError, started: Instant) -> Response {
         let response = error_response(label, err);
         self.record(label, response.status, started);
         response
     }
 
-    fn record(&self, label: RouteLabel, status: u16, started: Instant) {
+    fn record(&self, label: Option<RouteKind>, status: u16, started: Instant) {
         self.metrics.observe(label, status, started.elapsed());
     }
 
     fn route(&self, method: &str, path: &str) -> Result<Route, ApiError> {
-        let (route, allow) = match path {
-            "/call" => (Route::Call(Accept::default()), "POST"),
-            "/healthz" => (Route::Healthz, "GET"),
-            "/readyz" => (Route::Readyz, "GET"),
-            "/metrics" => (Route::Metrics, "GET"),
-            "/openapi.json" => (Route::OpenApi, "GET"),
-            "/" => (Route::Index, "GET"),
-            p if p == self.predict_path => (Route::Predict, "POST"),
-            p if p == self.model_path => (Route::Model, "GET"),
-            MODEL_LIST_PATH => (Route::ModelList, "GET"),
-            "/v2" => (Route::V2Server, "GET"),
-            "/v2/health/live" => (Route::V2Live, "GET"),
-            "/v2/health/ready" => (Route::V2Ready, "GET"),
-            p => match self.v2.strip(p) {
-                Some("") => (Route::V2Model, "GET"),
-                Some("/ready") => (Route::V2ModelReady, "GET"),
-                Some("/infer") => (Route::V2Infer(None), "POST"),
-                _ => return Err(ApiError::not_found(p)),
-            },
+        let canonical = self.v2.unversioned(path);
+        let Some(&(_, route, allow)) = self.routes.iter().find(|(p, ..)| *p == canonical) else {
+            return Err(ApiError::not_found(path));
         };
         let ok = match allow {
             "GET" => method == "GET" || method == "HEAD",
@@ -886,13 +894,11 @@ fn is_v2(path: &str) -> bool {
 }
 
 /// The Open Inference Protocol's routes answer errors in its own shape, `{"error": "..."}`.
-fn error_response(label: RouteLabel, err: ApiError) -> Response {
-    use RouteLabel::{V2Infer, V2Live, V2Model, V2ModelReady, V2Ready, V2Server};
-    match label {
-        V2Server | V2Live | V2Ready | V2Model | V2ModelReady | V2Infer => {
-            kserve_v2::error_response(err)
-        }
-        _ => err.into_response(),
+fn error_response(label: Option<RouteKind>, err: ApiError) -> Response {
+    if label.is_some_and(RouteKind::is_v2) {
+        kserve_v2::error_response(err)
+    } else {
+        err.into_response()
     }
 }
 

@@ -48,7 +48,7 @@ struct Rig {
 
 fn rig(max_size: usize, max_wait: Duration) -> Rig {
     let (tx, rx) = channel();
-    let metrics = Arc::new(Metrics::new("/p", "/v1/models/f", 1));
+    let metrics = Arc::new(Metrics::for_function("f", 1));
     let spec = BatchSpec {
         max_size,
         max_wait,
