@@ -7,19 +7,25 @@
 //! batch is handed over — up to `max_size` items whose other arguments are equal, oldest first
 //! — as soon as one of these holds:
 //!
-//! - no batch is running: an idle server holds no request back, so under light load a lone
-//!   request costs what it costs unbatched (the adaptive part);
+//! - no batch is running, and the clients the last batch answered are back (below): an idle
+//!   server holds no request back, so under light load a lone request costs what it costs
+//!   unbatched (the adaptive part);
 //! - `max_size` items are queued;
-//! - the oldest item has waited `max_wait` (a timer thread watches the deadline);
-//! - the last running batch answered, and items wait (the first rule again).
+//! - the oldest item has waited `max_wait` (a timer thread watches the deadline).
 //!
 //! While one batch runs, the requests arriving meanwhile queue up, so batches grow with the
-//! load by themselves: at 64 concurrent clients a batch holds what arrived during the previous
-//! call. Waiting for `max_wait` with an idle interpreter would only add latency, which is why
-//! being idle dispatches at once rather than the clock; `max_wait` only bounds how long an
-//! item waits behind a call that runs long. The results are split back per item,
-//! and each request is answered once all its items are (a `KServe` request's instances may
-//! span several batches).
+//! load by themselves. When a batch answers, its clients are about to send their next
+//! requests: the next batch waits for them — until the queue holds what it held then plus the
+//! items just answered (at most `max_size`), or `max_wait` after that answer, whichever comes
+//! first. Without that wait the clients split into groups that take turns (at 64 clients,
+//! batches of about 20, or 11 per worker with two), each group paying the call's fixed cost
+//! (most of a scikit-learn `predict`); with it they gather into batches of all of them, and
+//! the cores the HTTP work also needs keep that cost: +14% req/s with two workers at 64
+//! clients, +40% at 8 (bench/README.md). A lone client is never held back by it (the one item
+//! it waits for is that client's own), an item after a lull longer than `max_wait` goes at
+//! once, and a client that does not come back costs the others `max_wait` at most — the bound
+//! the user set for an item's wait. The results are split back per item, and each request is
+//! answered once all its items are (a `KServe` request's instances may span several batches).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -50,6 +56,10 @@ struct State {
     queue: VecDeque<Item>,
     /// Batches handed to `inner` and not answered yet.
     running: usize,
+    /// While none runs: the queue length at which the next batch goes ...
+    gather: usize,
+    /// ... or the moment it goes anyway (the last batch's answer plus its call's duration).
+    gather_until: Option<Instant>,
     /// The process whose timer thread is running: threads do not survive a fork, so a forked
     /// worker starts its own.
     timer: Option<u32>,
@@ -224,7 +234,10 @@ impl Shared {
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 continue;
             };
-            let due = first.queued + self.spec.max_wait;
+            let due = match st.gather_until {
+                Some(until) if st.running == 0 => until.min(first.queued + self.spec.max_wait),
+                _ => first.queued + self.spec.max_wait,
+            };
             let now = Instant::now();
             if now < due {
                 st = self
@@ -245,7 +258,8 @@ impl Shared {
     fn take_ready(&self, st: &mut State, now: Instant) -> Vec<Vec<Item>> {
         let mut ready = Vec::new();
         while let Some(first) = st.queue.front() {
-            let due = st.running == 0
+            let gathered = st.queue.len() >= st.gather || st.gather_until.is_none_or(|t| now >= t);
+            let due = (st.running == 0 && gathered)
                 || st.closed
                 || st.queue.len() >= self.spec.max_size
                 || now.saturating_duration_since(first.queued) >= self.spec.max_wait;
@@ -253,6 +267,8 @@ impl Shared {
                 break;
             }
             let batch = self.form(st);
+            st.gather = 0;
+            st.gather_until = None;
             if !batch.is_empty() {
                 st.running += 1;
                 ready.push(batch);
@@ -308,12 +324,20 @@ impl Shared {
         }
     }
 
-    /// A batch answered (or was dropped unrun): the next one may go.
-    fn finished(self: &Arc<Self>) {
+    /// A batch of `answered` items answered (or was dropped unrun): the next one may go once
+    /// its clients are back (the module's rules).
+    fn finished(self: &Arc<Self>, answered: usize) {
         let ready = {
             let mut st = self.lock();
             st.running = st.running.saturating_sub(1);
-            self.take_ready(&mut st, Instant::now())
+            let now = Instant::now();
+            if st.running == 0 && answered > 0 {
+                st.gather = (st.queue.len() + answered).min(self.spec.max_size);
+                st.gather_until = Some(now + self.spec.max_wait);
+                // The timer's deadline may be earlier now.
+                self.wake.notify_one();
+            }
+            self.take_ready(&mut st, now)
         };
         self.dispatch(ready);
     }
@@ -362,7 +386,7 @@ impl Reply for BatchReply {
         // batcher idle, not wait behind a batch that is over (at one client, that wait was
         // the 100-250 µs the interpreter thread takes to get from here to dropping `self`).
         self.released = true;
-        self.shared.finished();
+        self.shared.finished(members.len());
         match outcome {
             Ok(results) if results.len() == members.len() => {
                 for ((request, index), result) in members.into_iter().zip(results) {
@@ -401,7 +425,7 @@ impl Drop for BatchReply {
     fn drop(&mut self) {
         // A batch skipped unrun (all its requests abandoned) is never sent.
         if !self.released {
-            self.shared.finished();
+            self.shared.finished(0);
         }
     }
 }

@@ -142,17 +142,19 @@ fn requests_arriving_during_a_call_share_the_next_one_each_with_its_own_answer()
     rig.none_within(Duration::from_millis(50));
     running.send(Ok(times_ten(&items)));
     assert_eq!(results(&first), ["10"]);
+    // The first client's next request: the batch it was waited for.
+    let back = rig.send(vec![item(7)]);
     let (items, _, reply) = rig.next(Duration::from_secs(5)).unwrap();
-    assert_eq!(items, [2, 3, 4, 5, 6]);
+    assert_eq!(items, [2, 3, 4, 5, 6, 7]);
     reply.send(Ok(times_ten(&items)));
-    for (x, rx) in (2..=6).zip(&waiting) {
+    for (x, rx) in (2..=7).zip(waiting.iter().chain([&back])) {
         assert_eq!(results(rx), [format!("{}", x * 10)]);
     }
     let text = rig.metrics.render();
     assert!(text.contains("takeout_batch_size_count 2\n"), "{text}");
-    assert!(text.contains("takeout_batch_size_sum 6\n"), "{text}");
+    assert!(text.contains("takeout_batch_size_sum 7\n"), "{text}");
     assert!(
-        text.contains("takeout_batch_queue_wait_seconds_count 6\n"),
+        text.contains("takeout_batch_queue_wait_seconds_count 7\n"),
         "{text}"
     );
 }
@@ -173,8 +175,9 @@ fn a_full_queue_goes_at_once_in_chunks_of_max_size() {
     rb.send(Ok(times_ten(&b)));
     rig.none_within(Duration::from_millis(50));
     running.send(Ok(times_ten(&[0])));
+    let _back = rig.send(vec![item(11)]);
     let (c, _, rc) = rig.next(Duration::from_secs(5)).unwrap();
-    assert_eq!(c, [9, 10]);
+    assert_eq!(c, [9, 10, 11]);
     rc.send(Ok(times_ten(&c)));
     let want: Vec<String> = (1..=10).map(|x| (x * 10).to_string()).collect();
     assert_eq!(results(&answer), want);
@@ -199,7 +202,8 @@ fn a_partial_batch_goes_when_its_oldest_item_has_waited_max_wait() {
 
 #[test]
 fn only_items_with_equal_other_arguments_share_a_call() {
-    let rig = rig(64, Duration::from_secs(30));
+    // The first call's client does not come back: the next batch goes at its deadline.
+    let rig = rig(64, Duration::from_millis(100));
     let _first = rig.send(vec![with_scale(0, 1)]);
     let (_, _, running) = rig.next(Duration::from_secs(5)).unwrap();
     let _a = rig.send(vec![with_scale(1, 2)]);
@@ -217,7 +221,8 @@ fn only_items_with_equal_other_arguments_share_a_call() {
 
 #[test]
 fn a_result_of_another_length_fails_every_request_naming_both_lengths() {
-    let rig = rig(64, Duration::from_secs(30));
+    // The first call's client does not come back: the next batch goes at its deadline.
+    let rig = rig(64, Duration::from_millis(100));
     let _first = rig.send(vec![item(0)]);
     let (_, _, running) = rig.next(Duration::from_secs(5)).unwrap();
     let a = rig.send(vec![item(1)]);
@@ -238,7 +243,8 @@ fn a_result_of_another_length_fails_every_request_naming_both_lengths() {
 
 #[test]
 fn a_raising_batch_fails_every_request_in_it_and_the_next_batch_still_runs() {
-    let rig = rig(64, Duration::from_secs(30));
+    // The first call's client does not come back: the next batch goes at its deadline.
+    let rig = rig(64, Duration::from_millis(100));
     let _first = rig.send(vec![item(0)]);
     let (_, _, running) = rig.next(Duration::from_secs(5)).unwrap();
     let a = rig.send(vec![item(1)]);
@@ -266,7 +272,8 @@ fn a_raising_batch_fails_every_request_in_it_and_the_next_batch_still_runs() {
 
 #[test]
 fn items_nobody_waits_for_are_left_out() {
-    let rig = rig(64, Duration::from_secs(30));
+    // The first call's client does not come back: the next batch goes at its deadline.
+    let rig = rig(64, Duration::from_millis(100));
     let _first = rig.send(vec![item(0)]);
     let (_, _, running) = rig.next(Duration::from_secs(5)).unwrap();
     rig.batcher.invoke(vec![item(1)], Box::new(Gone));
@@ -303,4 +310,56 @@ fn the_item_may_come_by_keyword() {
     let (value, rest) = split(args, "x").unwrap();
     assert_eq!(value, Json::Int(9));
     assert_eq!(rest.keywords, [("y".to_owned(), Json::Int(1))]);
+}
+
+#[test]
+fn a_lone_client_is_not_held_back_after_its_answer_either() {
+    let rig = rig(64, Duration::from_secs(30));
+    for x in 1..=3 {
+        let answer = rig.send(vec![item(x)]);
+        // Within far less than the 30 s wait: the one item the batcher waits for is its own.
+        let (items, _, reply) = rig.next(Duration::from_secs(5)).expect("handed over");
+        assert_eq!(items, [x]);
+        reply.send(Ok(times_ten(&items)));
+        assert_eq!(results(&answer), [format!("{}", x * 10)]);
+    }
+}
+
+#[test]
+fn the_clients_a_batch_answered_are_waited_for_and_share_the_next_call() {
+    let rig = rig(64, Duration::from_secs(30));
+    let _first = rig.send(vec![item(0)]);
+    let (items, _, running) = rig.next(Duration::from_secs(5)).unwrap();
+    let _queued: Vec<_> = (1..=3).map(|x| rig.send(vec![item(x)])).collect();
+    running.send(Ok(times_ten(&items)));
+    // Three queued and one client just answered: the next batch waits for it ...
+    rig.none_within(Duration::from_millis(50));
+    let _back = rig.send(vec![item(4)]);
+    // ... and goes as soon as it is back.
+    let (items, _, running) = rig.next(Duration::from_secs(5)).unwrap();
+    assert_eq!(items, [1, 2, 3, 4]);
+    running.send(Ok(times_ten(&items)));
+    let _again: Vec<_> = (5..=7).map(|x| rig.send(vec![item(x)])).collect();
+    rig.none_within(Duration::from_millis(50));
+    let _last = rig.send(vec![item(8)]);
+    let (items, _, _) = rig.next(Duration::from_secs(5)).unwrap();
+    assert_eq!(items, [5, 6, 7, 8]);
+}
+
+#[test]
+fn a_client_that_does_not_come_back_holds_the_others_for_max_wait_at_most() {
+    let rig = rig(64, Duration::from_millis(100));
+    let _first = rig.send(vec![item(0)]);
+    let (items, _, running) = rig.next(Duration::from_secs(5)).unwrap();
+    let queued = Instant::now();
+    let answer = rig.send(vec![item(1)]);
+    running.send(Ok(times_ten(&items)));
+    // The client of item 0 never sends again: item 1 goes at its own deadline.
+    let (items, _, reply) = rig.next(Duration::from_secs(5)).expect("handed over");
+    let waited = queued.elapsed();
+    assert!(waited >= Duration::from_millis(100), "{waited:?}");
+    assert!(waited < Duration::from_secs(2), "{waited:?}");
+    assert_eq!(items, [1]);
+    reply.send(Ok(times_ten(&items)));
+    assert_eq!(results(&answer), ["10"]);
 }
