@@ -30,7 +30,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::bind::Args;
 use super::json::Json;
@@ -63,6 +63,8 @@ struct State {
     /// The process whose timer thread is running: threads do not survive a fork, so a forked
     /// worker starts its own.
     timer: Option<u32>,
+    /// The timer sleeps until notified: the queue has been empty for a while.
+    timer_parked: bool,
     closed: bool,
 }
 
@@ -184,8 +186,8 @@ impl Invoke for Batcher {
         }
         let ready = {
             let mut st = shared.lock();
-            if st.queue.is_empty() {
-                // The timer sleeps without a deadline while the queue is empty.
+            if st.timer_parked {
+                st.timer_parked = false;
                 shared.wake.notify_one();
             }
             st.queue.extend(items);
@@ -205,7 +207,8 @@ impl Shared {
 
     fn start_timer(self: &Arc<Self>, st: &mut State) {
         let pid = std::process::id();
-        if st.timer == Some(pid) || st.closed {
+        // With no wait every item is due as it arrives: nothing for a timer to do.
+        if st.timer == Some(pid) || st.closed || self.spec.max_wait.is_zero() {
             return;
         }
         let shared = self.clone();
@@ -220,20 +223,38 @@ impl Shared {
     }
 
     /// Hands over the batches whose oldest item reached `max_wait` while another batch runs.
+    /// While requests come and go it polls an empty queue every `max_wait` (a notification
+    /// each time the queue fills again would cost a wake-up per batch); after a quiet spell
+    /// it sleeps until `invoke` wakes it.
     fn timer(self: &Arc<Self>) {
+        const QUIET: Duration = Duration::from_millis(100);
         let pid = std::process::id();
         let mut st = self.lock();
+        let mut busy = Instant::now();
         loop {
             if st.closed || st.timer != Some(pid) {
                 return;
             }
             let Some(first) = st.queue.front() else {
-                st = self
-                    .wake
-                    .wait(st)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if busy.elapsed() > QUIET {
+                    st.timer_parked = true;
+                    while st.timer_parked && !st.closed {
+                        st = self
+                            .wake
+                            .wait(st)
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    }
+                    busy = Instant::now();
+                } else {
+                    st = self
+                        .wake
+                        .wait_timeout(st, self.spec.max_wait.min(QUIET))
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .0;
+                }
                 continue;
             };
+            busy = Instant::now();
             let due = match st.gather_until {
                 Some(until) if st.running == 0 => until.min(first.queued + self.spec.max_wait),
                 _ => first.queued + self.spec.max_wait,
@@ -333,9 +354,8 @@ impl Shared {
             let now = Instant::now();
             if st.running == 0 && answered > 0 {
                 st.gather = (st.queue.len() + answered).min(self.spec.max_size);
+                // Never earlier than a queued item's own deadline, which the timer keeps.
                 st.gather_until = Some(now + self.spec.max_wait);
-                // The timer's deadline may be earlier now.
-                self.wake.notify_one();
             }
             self.take_ready(&mut st, now)
         };
