@@ -7,6 +7,7 @@ pub mod batch;
 mod bind;
 pub mod host;
 pub mod http;
+mod idle;
 pub mod json;
 mod kserve_v2;
 mod limits;

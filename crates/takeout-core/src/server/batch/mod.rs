@@ -30,9 +30,10 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::bind::Args;
+use super::idle::{self, Idle, Parking};
 use super::json::Json;
 use super::metrics::Metrics;
 use super::params::BatchSpec;
@@ -66,6 +67,16 @@ struct State {
     /// The timer sleeps until notified: the queue has been empty for a while.
     timer_parked: bool,
     closed: bool,
+}
+
+impl Parking for State {
+    fn parked(&mut self) -> &mut bool {
+        &mut self.timer_parked
+    }
+
+    fn closed(&self) -> bool {
+        self.closed
+    }
 }
 
 struct Item {
@@ -186,10 +197,7 @@ impl Invoke for Batcher {
         }
         let ready = {
             let mut st = shared.lock();
-            if st.timer_parked {
-                st.timer_parked = false;
-                shared.wake.notify_one();
-            }
+            idle::unpark(&mut *st, &shared.wake);
             st.queue.extend(items);
             shared.start_timer(&mut st);
             shared.take_ready(&mut st, queued)
@@ -227,34 +235,18 @@ impl Shared {
     /// each time the queue fills again would cost a wake-up per batch); after a quiet spell
     /// it sleeps until `invoke` wakes it.
     fn timer(self: &Arc<Self>) {
-        const QUIET: Duration = Duration::from_millis(100);
         let pid = std::process::id();
         let mut st = self.lock();
-        let mut busy = Instant::now();
+        let mut idle = Idle::new();
         loop {
             if st.closed || st.timer != Some(pid) {
                 return;
             }
             let Some(first) = st.queue.front() else {
-                if busy.elapsed() > QUIET {
-                    st.timer_parked = true;
-                    while st.timer_parked && !st.closed {
-                        st = self
-                            .wake
-                            .wait(st)
-                            .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    }
-                    busy = Instant::now();
-                } else {
-                    st = self
-                        .wake
-                        .wait_timeout(st, self.spec.max_wait.min(QUIET))
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .0;
-                }
+                st = idle.wait(&self.wake, st, self.spec.max_wait);
                 continue;
             };
-            busy = Instant::now();
+            idle.busy();
             let due = match st.gather_until {
                 Some(until) if st.running == 0 => until.min(first.queued + self.spec.max_wait),
                 _ => first.queued + self.spec.max_wait,

@@ -22,6 +22,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::idle::{self, Idle, Parking};
+
 /// No progress for this long with calls waiting: wake one more thread. `CPython`'s switch
 /// interval: a thread that holds the GIL but is merely descheduled by the OS rarely stays
 /// still that long, and a second thread contending for the GIL would cost the first one a
@@ -162,6 +164,16 @@ struct QueueState<T> {
     watchdog_parked: bool,
 }
 
+impl<T> Parking for QueueState<T> {
+    fn parked(&mut self) -> &mut bool {
+        &mut self.watchdog_parked
+    }
+
+    fn closed(&self) -> bool {
+        self.closed
+    }
+}
+
 struct Queue<T> {
     state: Mutex<QueueState<T>>,
     work: Condvar,
@@ -212,10 +224,7 @@ impl<T> Queue<T> {
             // A thread is on its way: not a stall.
             let _ = self.touch();
         }
-        if st.watchdog_parked {
-            st.watchdog_parked = false;
-            self.watch.notify_one();
-        }
+        idle::unpark(&mut *st, &self.watch);
         Ok(())
     }
 
@@ -281,34 +290,18 @@ impl<T> Queue<T> {
     /// Polls every [`STALL`] while calls come and go (a notification per call would cost a
     /// wake-up per call); after a quiet spell it sleeps until `push` wakes it.
     fn watchdog(&self) {
-        const QUIET: Duration = Duration::from_millis(100);
         let mut st = self.lock();
-        let mut busy = Instant::now();
+        let mut idle = Idle::new();
         let mut last_wake = Instant::now();
         loop {
             if st.closed {
                 return;
             }
             if st.tasks.is_empty() {
-                if busy.elapsed() > QUIET {
-                    st.watchdog_parked = true;
-                    while st.watchdog_parked && !st.closed {
-                        st = self
-                            .watch
-                            .wait(st)
-                            .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    }
-                    busy = Instant::now();
-                } else {
-                    st = self
-                        .watch
-                        .wait_timeout(st, STALL)
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .0;
-                }
+                st = idle.wait(&self.watch, st, STALL);
                 continue;
             }
-            busy = Instant::now();
+            idle.busy();
             // One more thread per STALL at most, and only while no call moves.
             let stalled = self.since_progress().min(last_wake.elapsed());
             let wait = if stalled >= STALL {
