@@ -48,7 +48,7 @@ LIMITS = {"timeout": 1.0, "max_concurrency": 4, "max_body": "64KiB", "body_timeo
 WHERE = """
 import numpy as np
 
-weights = np.arange(1 << 19, dtype=np.float64)   # 4 MiB: an out-of-band buffer file
+weights = np.arange(1 << 21, dtype=np.float64)   # 16 MiB: a buffer file, past INLINE_MAX
 
 def where(i: int) -> dict:
     '''The node this runs on and the files its buffers are mapped from.'''
@@ -282,6 +282,11 @@ def test_a_second_node_serves_its_own_verified_copy(
     serve._run(application, _blocking=False, name="where", route_prefix="/where")
     try:
         takeout.ray._wait_running("where", 180, None, 1)
+        import ray
+
+        # Past INLINE_MAX: the files came from the store actor, not the application's arguments.
+        stores = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)]
+        assert [s for s in stores if s.startswith("bundle:where:")], stores
         url = f"http://127.0.0.1:{cluster.http_port}/where/call"
         body = post(url, [3]).json()["result"]
         assert body["node"] == node2 and body["value"] == 3.0
