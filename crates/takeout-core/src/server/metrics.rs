@@ -434,72 +434,48 @@ impl Metrics {
                 None => String::new(),
             }
         };
-        family(
-            &mut out,
-            "takeout_requests_in_flight",
-            "gauge",
-            "Requests being handled now.",
-        );
-        for (worker, block) in &labelled {
-            let _ = writeln!(
-                out,
-                "takeout_requests_in_flight{} {}",
-                alone(worker),
-                block.in_flight.load(Relaxed)
-            );
-        }
-        family(
-            &mut out,
-            "takeout_function_calls_total",
-            "counter",
-            "Calls of the function.",
-        );
-        for (worker, block) in &labelled {
-            let _ = writeln!(
-                out,
-                "takeout_function_calls_total{} {}",
-                alone(worker),
-                block.calls.load(Relaxed)
-            );
-        }
-        family(
-            &mut out,
-            "takeout_log_lines_dropped_total",
-            "counter",
-            "Log lines dropped because stderr was not read fast enough.",
-        );
-        for (worker, block) in &labelled {
-            let _ = writeln!(
-                out,
-                "takeout_log_lines_dropped_total{} {}",
-                alone(worker),
-                block.log_dropped.load(Relaxed)
-            );
-        }
-        let gauges: [Series; 4] = [
+        let gauges: [Series; 7] = [
+            (
+                "takeout_requests_in_flight",
+                "gauge",
+                "Requests being handled now.",
+                |b| b.in_flight.load(Relaxed).into(),
+            ),
+            (
+                "takeout_function_calls_total",
+                "counter",
+                "Calls of the function.",
+                |b| b.calls.load(Relaxed).into(),
+            ),
+            (
+                "takeout_log_lines_dropped_total",
+                "counter",
+                "Log lines dropped because stderr was not read fast enough.",
+                |b| b.log_dropped.load(Relaxed).into(),
+            ),
             (
                 "takeout_call_threads",
                 "gauge",
                 "Threads running the function.",
-                |b| b.threads.load(Relaxed),
+                |b| b.threads.load(Relaxed).into(),
             ),
             (
                 "takeout_calls_stuck",
                 "gauge",
                 "Calls running past --timeout that have not returned (their clients got a 504).",
-                |b| b.stuck.load(Relaxed),
+                |b| b.stuck.load(Relaxed).into(),
             ),
             (
                 "takeout_connections_open",
                 "gauge",
                 "Client connections open now.",
-                |b| b.connections.load(Relaxed),
+                |b| b.connections.load(Relaxed).into(),
             ),
             (
                 "takeout_connections_shed_total",
                 "counter",
                 "Idle keep-alive connections closed to make room under --max-connections.",
-                |b| b.connections_shed.load(Relaxed),
+                |b| b.connections_shed.load(Relaxed).into(),
             ),
         ];
         for (name, kind, help, value) in gauges {
@@ -560,8 +536,9 @@ impl Metrics {
     }
 }
 
-/// One value per worker: its name, type, help and how to read it from a block.
-type Series = (&'static str, &'static str, &'static str, fn(&Block) -> u64);
+/// One value per worker: its name, type, help and how to read it from a block (as `i128`,
+/// wide enough for the signed in-flight gauge and the unsigned counters alike).
+type Series = (&'static str, &'static str, &'static str, fn(&Block) -> i128);
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
