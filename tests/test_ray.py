@@ -383,6 +383,49 @@ def test_kill_scale_and_undeploy(cluster: Cluster, ray_bundles: dict[str, Path])
     assert r.returncode == 2 and "no application `scaled`" in r.stderr
 
 
+SIZES = """
+import time
+
+import takeout
+
+
+@takeout.batched(max_size=32, max_wait_ms=100)
+def sizes(x: list[int]) -> list[int]:
+    '''Each item's answer is the size of the batch it came in.'''
+    time.sleep(0.5)
+    return [len(x)] * len(x)
+"""
+
+
+def test_a_batch_function_gathers_past_serves_default_of_five(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Serve lets 5 requests at a time into a replica unless told otherwise: a batch function
+    on one replica must see batches larger than that."""
+    bundle = takeout.pack(run_cells(SIZES)["sizes"], tmp_path / "sizes.takeout").path
+    info = takeout.ray.deploy(
+        bundle, cluster.address, name="sizes", ray_actor_options={"num_cpus": 0.25}
+    )
+    try:
+        results: list[httpx.Response] = []
+        # The first request goes alone (an idle batcher does not wait); the others queue
+        # behind its half second and go together.
+        clients = [
+            threading.Thread(
+                target=lambda i=i: results.append(post(info["url"] + "/call", {"x": i}))
+            )
+            for i in range(20)
+        ]
+        for t in clients:
+            t.start()
+        for t in clients:
+            t.join()
+        assert [r.status_code for r in results] == [200] * 20
+        assert max(r.json()["result"] for r in results) >= 12
+    finally:
+        takeout.ray.undeploy("sizes", cluster.address)
+
+
 def test_deploy_with_autoscaling_bounds(cluster: Cluster, ray_bundles: dict[str, Path]) -> None:
     from ray.serve.context import _get_global_client
 
@@ -397,6 +440,7 @@ def test_deploy_with_autoscaling_bounds(cluster: Cluster, ray_bundles: dict[str,
         (deployment,) = details["deployments"].values()
         bounds = deployment["deployment_config"]["autoscaling_config"]
         assert (bounds["min_replicas"], bounds["max_replicas"]) == (1, 3)
+        assert deployment["deployment_config"]["max_ongoing_requests"] == takeout.ray.ONGOING
         assert info["replicas"] == 1  # Serve starts at the lower bound
         for x in (1.5, 4.0):
             assert post(info["url"] + "/call", {"x": x}).json() == {"result": x * 2}
