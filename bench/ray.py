@@ -21,14 +21,16 @@ takeout). Tables to stdout, progress to stderr.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import shutil
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -47,7 +49,7 @@ def _module(name: str, file: str) -> Any:
     return module
 
 
-_module("_util", "_util.py")  # what bench/serve.py imports
+bench_util = _module("_util", "_util.py")  # what bench/serve.py imports too
 # bench/serve.py's load generator and HTTP probe, not a copy of them.
 bench_serve = _module("bench_serve", "serve.py")
 BODY, CONCURRENCY, log, post = bench_serve.BODY, (1, 8, 64), bench_serve.log, bench_serve.post
@@ -87,16 +89,46 @@ def first_200(url: str, started: float, limit: float = 300) -> float:
     raise RuntimeError(f"{url} gave no 200 within {limit:.0f} s")
 
 
-def load(generator: Any, url: str, duration: float) -> dict[int, dict[str, Any]]:
+def load(
+    generator: Any, url: str, duration: float, processes: Callable[[], list[Any]]
+) -> dict[int, dict[str, Any]]:
+    """wrk at each concurrency, with the CPU time `processes` (the server's, not wrk's) spent
+    per answered request: on 2 cores shared by the proxy, the replicas and wrk, a steadier
+    figure than req/s, which moves ±20 % between minutes."""
     out = {}
     for c in CONCURRENCY:
         generator.run(url, c, 1)  # warm the connections and the replicas
+        watched = processes()
+        before = _cpu(watched)
         figures = generator.run(url, c, duration)
+        spent = _cpu(watched) - before
         if figures["non_2xx"] or figures["socket_errors"]:
             raise RuntimeError(f"{url} at c={c}: errors during the run: {figures}")
+        figures["cpu_ms_per_request"] = 1e3 * spent / max(1.0, figures["rps"] * duration)
         out[c] = figures
-        log(f"  c={c}: {figures['rps']:,.0f} req/s, p99 {figures['p99_ms']:.1f} ms")
+        log(
+            f"  c={c}: {figures['rps']:,.0f} req/s, p99 {figures['p99_ms']:.1f} ms, "
+            f"{figures['cpu_ms_per_request']:.2f} ms CPU a request"
+        )
     return out
+
+
+def _tree(pid: int) -> list[Any]:
+    import psutil
+
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+def _cpu(processes: list[Any]) -> float:
+    total = 0.0
+    for proc in processes:
+        try:
+            times = proc.cpu_times()
+        except Exception:  # gone meanwhile (a replica of the last deployment)
+            continue
+        total += times.user + times.system
+    return total
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -135,7 +167,12 @@ def _measure(cluster: Any, args: argparse.Namespace, work: Path) -> dict[str, An
         "km_predict_one": seed["km_predict_one"],
         "blas_heavy": run_cells(BLAS)["blas_heavy"],
     }
-    result: dict[str, Any] = {"duration_s": args.duration, "functions": {}}
+    result: dict[str, Any] = {
+        "duration_s": args.duration,
+        "rounds": args.rounds,
+        "deploy_rounds": args.deploy_rounds,
+        "functions": {},
+    }
     proxy = f"http://127.0.0.1:{cluster.http_port}"
     # The first deployments on a new cluster wait for Serve's proxy, the worker pool and the
     # page cache (Ray's, sklearn's, takeout's modules): one of each variant, not timed, so
@@ -155,82 +192,178 @@ def _measure(cluster: Any, args: argparse.Namespace, work: Path) -> dict[str, An
         bundle = takeout.pack(fn, work / f"{name}.takeout", examples=[([0.5, 0.5],)]).path
         model = work / f"{name}.pkl"
         model.write_bytes(cloudpickle.dumps(takeout.load(bundle)))
-        figures: dict[str, Any] = {}
+        figures: dict[str, list[dict[str, Any]]] = {}
 
         log(f"{name}: takeout serve --workers 2")
         port = bench_serve.free_port()
         argv = [sys.executable, "-m", "takeout.cli", "serve", str(bundle), f"--port={port}"]
         server = bench_serve.Server("takeout serve", [*argv, "--workers=2"], port, {}, work)
         try:
-            alone = load(generator, server.url + "/call", args.duration)
-            figures["takeout serve ×2"] = {"load": alone}
+            figures[ALONE] = [
+                {
+                    "load": load(
+                        generator,
+                        server.url + "/call",
+                        args.duration,
+                        functools.partial(_tree, server.proc.pid),
+                    )
+                }
+            ]
         finally:
             server.stop()
 
-        log(f"{name}: takeout.ray.app on Ray Serve, 2 replicas")
-        started = time.perf_counter()
-        application = takeout.ray.app(bundle, num_replicas=2, name=f"takeout-{name}")
-        serve._run(application, _blocking=False, name=f"takeout-{name}", route_prefix="/t")
-        ready = first_200(proxy + "/t/call", started)
-        figures["takeout on Ray Serve"] = {
-            "deploy_to_first_200_s": ready,
-            "load": load(generator, proxy + "/t/call", args.duration),
-        }
-        serve.delete(f"takeout-{name}")
-        takeout.ray._release(f"takeout-{name}", keep=None)
-
-        log(f"{name}: hand-written Ray Serve deployment, 2 replicas")
-        started = time.perf_counter()
-        deployment = serve.deployment(Handwritten, name=f"hand-{name}", num_replicas=2)
-        serve._run(
-            deployment.bind(str(model)), _blocking=False, name=f"hand-{name}", route_prefix="/h"
-        )
-        ready = first_200(proxy + "/h", started)
-        figures["hand-written Ray Serve"] = {
-            "deploy_to_first_200_s": ready,
-            "load": load(generator, proxy + "/h", args.duration),
-        }
-        serve.delete(f"hand-{name}")
+        # Rounds interleaved, each in another order: the machine's drift between minutes
+        # (steal time, other work) falls on every variant alike. Deploy → first 200 varies
+        # most (a replica's Python start is seconds of imports): more rounds of it alone.
+        for round_ in range(args.rounds + args.deploy_rounds):
+            labels = [OURS, THEIRS, THEIRS_64]
+            for label in labels[round_ % 3 :] + labels[: round_ % 3]:
+                loaded = round_ < args.rounds
+                log(
+                    f"{name}, round {round_ + 1}: {label}, 2 replicas{'' if loaded else ', deploy'}"
+                )
+                started = time.perf_counter()
+                application, path = _application(label, bundle, model)
+                serve._run(application, _blocking=False, name="bench", route_prefix="/r")
+                ready = first_200(proxy + "/r" + path, started)
+                log(f"  first 200 after {ready:.1f} s")
+                figures.setdefault(label, []).append({"deploy_to_first_200_s": ready})
+                if loaded:
+                    figures[label][-1]["load"] = load(
+                        generator, proxy + "/r" + path, args.duration, cluster.processes
+                    )
+                serve.delete("bench")
+                if label == OURS:
+                    takeout.ray._release("bench", keep=None)
         result["functions"][name] = figures
     return result
 
 
+ALONE, OURS = "takeout serve ×2", "takeout on Ray Serve"
+THEIRS, THEIRS_64 = "hand-written Ray Serve", "hand-written, max_ongoing_requests=64"
+
+
+def _application(label: str, bundle: Path, model: Path) -> tuple[Any, str]:
+    """The Serve application of a variant on 2 replicas, and the path of its calls."""
+    import takeout.ray
+    from ray import serve
+
+    if label == OURS:
+        return takeout.ray.app(bundle, num_replicas=2, name="bench"), "/call"
+    # Serve's default `max_ongoing_requests`, as the documentation's examples leave it, and
+    # takeout's: which of the difference at c=64 that setting alone makes.
+    options = {"max_ongoing_requests": 64} if label == THEIRS_64 else {}
+    deployment = serve.deployment(Handwritten, name="bench", num_replicas=2, **options)
+    return deployment.bind(str(model)), ""
+
+
+Figure = Callable[[dict[str, Any]], Optional[float]]
+
+
+def _values(rounds: list[dict[str, Any]], figure: Figure) -> list[float]:
+    return [v for v in map(figure, rounds) if v is not None]
+
+
+def _median(rounds: list[dict[str, Any]], figure: Figure) -> float:
+    return statistics.median(_values(rounds, figure))
+
+
+def _cell(rounds: list[dict[str, Any]], figure: Figure, fmt: str, unit: str = "") -> str:
+    """The median over the rounds, with their range when there are several."""
+    values = _values(rounds, figure)
+    if not values:
+        return "–"
+    text = fmt.format(statistics.median(values)) + unit
+    if len(values) > 1:
+        text += f" ({fmt.format(min(values))}–{fmt.format(max(values))})"
+    return text
+
+
+def _rps(c: int) -> Figure:
+    return lambda r: float(r["load"][c]["rps"]) if "load" in r else None
+
+
+def _p99(c: int) -> Figure:
+    return lambda r: float(r["load"][c]["p99_ms"]) if "load" in r else None
+
+
+def _cpu_ms(c: int) -> Figure:
+    return lambda r: float(r["load"][c]["cpu_ms_per_request"]) if "load" in r else None
+
+
+def _first(r: dict[str, Any]) -> Optional[float]:
+    return r.get("deploy_to_first_200_s")
+
+
 def report(result: dict[str, Any]) -> str:
+    # JSON turns the concurrency keys into strings: the same figures either way.
+    for figures in result["functions"].values():
+        for rounds in figures.values():
+            for r in rounds:
+                if "load" in r:
+                    r["load"] = {int(c): v for c, v in r["load"].items()}
     lines = [
         f"bench/ray.py · 2 replicas or workers · wrk, {result['duration_s']:g} s per run, "
-        "loopback, the same 2 cores",
+        f"loopback, the same 2 cores · the Ray variants in {result['rounds']} interleaved "
+        f"rounds (deploy → first 200: {result['rounds'] + result['deploy_rounds']}): median "
+        "(lowest–highest) · CPU/request: the server's processes, every one (Ray's: proxy, "
+        "replicas, controller, raylet, GCS...), not wrk's",
         "",
     ]
+    targets: list[tuple[str, str, Optional[bool]]] = []
     for name, figures in result["functions"].items():
         lines += [
             f"{name}",
-            "| server | c=1 req/s | c=8 | c=64 | p99 c=1 | p99 c=64 | deploy → first 200 |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+            "| server | c=1 req/s | c=8 | c=64 | p99 c=1 | p99 c=8 | p99 c=64 | "
+            "CPU/request c=8 | deploy → first 200 |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
-        for label, f in figures.items():
-            load = f["load"]
-            first = f.get("deploy_to_first_200_s")
-            lines.append(
-                f"| {label} | {load[1]['rps']:,.0f} | {load[8]['rps']:,.0f} | "
-                f"{load[64]['rps']:,.0f} | {load[1]['p99_ms']:.1f} ms | "
-                f"{load[64]['p99_ms']:.1f} ms | {f'{first:.1f} s' if first else '–'} |"
+        for label, rounds in figures.items():
+            cells = [_cell(rounds, _rps(c), "{:,.0f}") for c in CONCURRENCY]
+            cells += [_cell(rounds, _p99(c), "{:,.0f}", " ms") for c in CONCURRENCY]
+            cells.append(_cell(rounds, _cpu_ms(8), "{:.1f}", " ms"))
+            cells.append(_cell(rounds, _first, "{:.1f}", " s"))
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        ours, theirs = figures[OURS], figures[THEIRS]
+        for c in CONCURRENCY:
+            mine, other = _median(ours, _rps(c)), _median(theirs, _rps(c))
+            targets.append(
+                (
+                    f"{name} c={c} req/s ≥ hand-written",
+                    f"{mine:,.0f} vs {other:,.0f}",
+                    mine >= other,
+                )
             )
-        ours, theirs = figures["takeout on Ray Serve"], figures["hand-written Ray Serve"]
-        alone = figures["takeout serve ×2"]
-        ratio = ours["load"][64]["rps"] / theirs["load"][64]["rps"]
-        proxy = alone["load"][64]["rps"] / ours["load"][64]["rps"]
-        lines += [
-            "",
-            f"takeout on Ray / hand-written at c=64: {ratio:.2f}× the throughput; "
-            f"takeout serve ×2 / takeout on Ray: {proxy:.1f}× (what Ray's proxy costs)",
-            "",
-        ]
-    return "\n".join(lines)
+        for c in CONCURRENCY:
+            mine, other = _median(ours, _p99(c)), _median(theirs, _p99(c))
+            targets.append(
+                (f"{name} c={c} p99 ≤ hand-written", f"{mine:.1f} vs {other:.1f} ms", mine <= other)
+            )
+        mine, other = _median(ours, _first), _median(theirs, _first)
+        targets.append(
+            (
+                f"{name} deploy → first 200 ≤ hand-written",
+                f"{mine:.1f} vs {other:.1f} s",
+                mine <= other,
+            )
+        )
+        proxy = _median(figures[ALONE], _rps(64)) / _median(ours, _rps(64))
+        lines += ["", f"takeout serve ×2 / takeout on Ray at c=64: {proxy:.1f}× (Ray's proxy)", ""]
+    return "\n".join(lines + bench_util.verdicts(targets)[1:])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds of the Ray variants"
+    )
+    parser.add_argument(
+        "--deploy-rounds",
+        type=int,
+        default=4,
+        help="more rounds of deploy → first 200 alone, after those with load",
+    )
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON")
     args = parser.parse_args()
     result = measure(args)
