@@ -89,16 +89,6 @@ def first_200(url: str, started: float, limit: float = 300) -> float:
     raise RuntimeError(f"{url} gave no 200 within {limit:.0f} s")
 
 
-def _wait_running(name: str, limit: float = 300) -> None:
-    from ray import serve
-
-    deadline = time.monotonic() + limit
-    while (app := serve.status().applications.get(name)) is None or app.status != "RUNNING":
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"`{name}` was not running after {limit:.0f} s")
-        time.sleep(0.1)
-
-
 def load(
     generator: Any, url: str, duration: float, processes: Callable[[], list[Any]]
 ) -> dict[int, dict[str, Any]]:
@@ -241,7 +231,7 @@ def _measure(cluster: Any, args: argparse.Namespace, work: Path) -> dict[str, An
                 if loaded:
                     # The load once every replica runs, not while the second one is still
                     # importing scikit-learn on the cores the first one serves from.
-                    _wait_running("bench")
+                    takeout.ray._wait_running("bench", 300, None, None)
                     figures[label][-1]["load"] = load(
                         generator, proxy + "/r" + path, args.duration, cluster.processes
                     )

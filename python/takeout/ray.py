@@ -468,10 +468,15 @@ def deploy(
     connect(address)
     from ray import serve
 
-    from .bundle import read_manifest
+    from . import _runtime
+    from .bundle import bundle_dir
 
-    manifest = read_manifest(bundle, signing_key=signing_key)
-    name = name or str(manifest["name"])
+    # Only the name, for the route: `app` checks the signature and every sha256 (once: the
+    # files of a large model take seconds to hash).
+    root = bundle_dir(bundle)
+    name = name or str(
+        _runtime.parse_manifest(_runtime.read_manifest_bytes(root), str(root))["name"]
+    )
     prefix = route_prefix or f"/{name}"
     if not prefix.startswith("/") or (len(prefix) > 1 and prefix.endswith("/")):
         raise UsageError(f"route `{prefix}` must start with `/` and not end with one, e.g. `/km`")
