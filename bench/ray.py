@@ -15,7 +15,9 @@ runs it) against:
 Both Ray variants go through the same Serve proxy on the same local cluster (started here, in
 a temp dir of its own, and stopped at the end). Also measured: deploy → first 200 of
 `POST /call` for both Ray variants (the bundle's upload to the object store included for
-takeout). Tables to stdout, progress to stderr.
+takeout), and what each variant runs inside a replica, timed outside Ray in one asyncio loop
+(`takeout.asgi`, the hand-written handler as Serve runs it, the function alone). Tables to
+stdout, progress to stderr.
 """
 
 from __future__ import annotations
@@ -79,6 +81,69 @@ class Handwritten:
         body = await request.json()
         result = self.model(body["sample"])
         return {"result": result.item() if hasattr(result, "item") else result}
+
+
+def replica_cost(bundle: Path, model: Path, calls: int = 3000, rounds: int = 3) -> dict[str, float]:
+    """µs per call of what each variant runs inside a replica, outside Ray: `takeout.asgi`
+    (which hands the call to a request-core thread, so that a slow call still gets its 504
+    and the replica keeps answering) against the hand-written class as Serve runs it (a
+    Starlette request in, a JSON response out, the call on the event loop itself) and the
+    function alone. Medians of `rounds` interleaved runs in one asyncio loop."""
+    import asyncio
+
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+
+    import takeout
+    import takeout.asgi
+
+    body = BODY.encode()
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/call",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))],
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    ours = takeout.asgi.app(bundle)
+    theirs = Handwritten(str(model))
+    fn = takeout.load(bundle)
+    sample = json.loads(BODY)["sample"]
+
+    async def handwritten(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        result = await theirs(Request(scope, receive, send))
+        await JSONResponse(result)(scope, receive, send)
+
+    async def alone(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        fn(sample)
+
+    variants: dict[str, Callable[..., Any]] = {
+        "takeout.asgi": ours,
+        "hand-written handler": handwritten,
+        "function alone": alone,
+    }
+
+    async def run() -> dict[str, list[float]]:
+        times: dict[str, list[float]] = {label: [] for label in variants}
+        for _ in range(rounds):
+            for label, asgi in variants.items():
+                for _ in range(calls // 10):  # warm
+                    await asgi(scope, receive, send)
+                started = time.perf_counter()
+                for _ in range(calls):
+                    await asgi(scope, receive, send)
+                times[label].append((time.perf_counter() - started) / calls * 1e6)
+        return times
+
+    return {label: statistics.median(v) for label, v in asyncio.run(run()).items()}
 
 
 def first_200(url: str, started: float, limit: float = 300) -> float:
@@ -193,6 +258,8 @@ def _measure(cluster: Any, args: argparse.Namespace, work: Path) -> dict[str, An
         model = work / f"{name}.pkl"
         model.write_bytes(cloudpickle.dumps(takeout.load(bundle)))
         figures: dict[str, list[dict[str, Any]]] = {}
+        log(f"{name}: each variant's call outside Ray")
+        result.setdefault("replica_cost_us", {})[name] = replica_cost(bundle, model)
 
         log(f"{name}: takeout serve --workers 2")
         port = bench_serve.free_port()
@@ -351,7 +418,14 @@ def report(result: dict[str, Any]) -> str:
             )
         )
         proxy = _median(figures[ALONE], _rps(64)) / _median(ours, _rps(64))
-        lines += ["", f"takeout serve ×2 / takeout on Ray at c=64: {proxy:.1f}× (Ray's proxy)", ""]
+        lines += ["", f"takeout serve ×2 / takeout on Ray at c=64: {proxy:.1f}× (Ray's proxy)"]
+        cost = result.get("replica_cost_us", {}).get(name)
+        if cost:
+            lines.append(
+                "a call outside Ray (one asyncio loop, median µs): "
+                + ", ".join(f"{label} {us:,.0f}" for label, us in cost.items())
+            )
+        lines.append("")
     return "\n".join(lines + bench_util.verdicts(targets)[1:])
 
 
